@@ -1,0 +1,1 @@
+"""anybox_ci: a Buildbot 4 configurator for buildout-based projects."""
