@@ -79,8 +79,13 @@ def parse_ini(text: str, path: str, diags: Diagnostics) -> IniFile:
             continue
         match = _OPTION_RE.match(stripped)
         if match is None or raw[0] in " \t":
-            diags.error(path, lineno, current.name if current else "", "",
-                        f"expected 'option = value', got {stripped[:40]!r}")
+            diags.error(
+                path,
+                lineno,
+                current.name if current else "",
+                "",
+                f"expected 'option = value', got {stripped[:40]!r}",
+            )
             last_key = None
             continue
         if current is None:

@@ -270,7 +270,8 @@ def parse_source(text: str, manifest_dir: Path) -> BuildoutSource:
     kind, rest = words[0], words[1:]
     if kind not in _SOURCE_ARITY:
         raise ValueError(
-            f"unknown buildout type {kind!r}" + did_you_mean(kind, SOURCE_TYPES)
+            f"unknown buildout type {kind!r}"
+            + did_you_mean(kind, SOURCE_TYPES)
             + f"; expected one of {', '.join(SOURCE_TYPES)}"
         )
     positional, keywords = _split_kw(rest)
@@ -298,9 +299,7 @@ def parse_source(text: str, manifest_dir: Path) -> BuildoutSource:
 def parse_watch(line: str) -> Watch:
     words = line.split()
     if not words or words[0] not in VCS_TYPES:
-        raise ValueError(
-            f"expected 'git URL BRANCH', 'hg URL BRANCH' or 'bzr URL', got {line!r}"
-        )
+        raise ValueError(f"expected 'git URL BRANCH', 'hg URL BRANCH' or 'bzr URL', got {line!r}")
     want = 2 if words[0] == "bzr" else 3
     if len(words) != want:
         raise ValueError(f"expected {want - 1} words after {words[0]!r}, got {line!r}")
@@ -338,8 +337,9 @@ def _inherited_raw(
             diags.error(*where, f"inheritance loop: {chain}")
             result = None
         elif parent not in sections:
-            diags.error(*where, f"no section {parent!r} to inherit from"
-                        + did_you_mean(parent, sections))
+            diags.error(
+                *where, f"no section {parent!r} to inherit from" + did_you_mean(parent, sections)
+            )
             result = None
         else:
             base = _inherited_raw(parent, sections, diags, cache, (*stack, name))
@@ -348,8 +348,9 @@ def _inherited_raw(
             else:
                 # own DEFAULT values must not override what the parent set explicitly
                 result = dict(base)
-                result.update({k: v for k, v in own.items()
-                               if k in entry.section.options or k not in base})
+                result.update(
+                    {k: v for k, v in own.items() if k in entry.section.options or k not in base}
+                )
     if result is not None:
         result.pop("inherit", None)
     cache[name] = result
@@ -360,14 +361,20 @@ def _requirements(values: Mapping[str, Any], key: str) -> tuple[Requirement, ...
     return tuple(Requirement(cap, flt) for cap, flt in values[key])
 
 
-def _check_build_for(raw: Mapping[str, _Raw], reqs: tuple[Requirement, ...],
-                     name: str, diags: Diagnostics) -> bool:
+def _check_build_for(
+    raw: Mapping[str, _Raw], reqs: tuple[Requirement, ...], name: str, diags: Diagnostics
+) -> bool:
     seen: set[str] = set()
     for req in reqs:
         if req.capability in seen:
             where = raw["build-for"]
-            diags.error(where.path, where.line, name, "build-for",
-                        f"capability {req.capability!r} appears on two lines")
+            diags.error(
+                where.path,
+                where.line,
+                name,
+                "build-for",
+                f"capability {req.capability!r} appears on two lines",
+            )
             return False
         seen.add(req.capability)
     return True
@@ -387,8 +394,13 @@ def load_manifests(
         for name, section in ini.sections.items():
             if name in sections:
                 first = sections[name].section
-                diags.error(ini.path, section.line, name, "",
-                            f"section already defined in {first.path}:{first.line}")
+                diags.error(
+                    ini.path,
+                    section.line,
+                    name,
+                    "",
+                    f"section already defined in {first.path}:{first.line}",
+                )
                 continue
             sections[name] = _ManifestSection(section, ini)
 
@@ -413,9 +425,14 @@ def _make_buildout(
 ) -> Buildout | None:
     path, line = entry.section.path, entry.section.line
     if not _NAME_RE.match(name):
-        diags.error(path, line, name, "",
-                    "section name must start with a letter or digit and hold only "
-                    "letters, digits and . _ + -")
+        diags.error(
+            path,
+            line,
+            name,
+            "",
+            "section name must start with a letter or digit and hold only "
+            "letters, digits and . _ + -",
+        )
         return None
     if "buildout" not in raw:
         diags.warning(path, line, name, "", "no 'buildout' option: section ignored")
@@ -440,8 +457,13 @@ def _make_buildout(
         for step_name in values.get(option, ()):
             if step_name not in known:
                 where = raw.get(option) or _Raw("", path, line)
-                diags.error(where.path, where.line, name, option,
-                            f"unknown step set {step_name!r}" + did_you_mean(step_name, known))
+                diags.error(
+                    where.path,
+                    where.line,
+                    name,
+                    option,
+                    f"unknown step set {step_name!r}" + did_you_mean(step_name, known),
+                )
                 ok = False
     build_for = _requirements(values, "build-for")
     ok = ok and _check_build_for(raw, build_for, name, diags)
@@ -494,10 +516,12 @@ def load_workers(paths: Sequence[Path], diags: Diagnostics) -> tuple[WorkerDef, 
         for name, section in ini.sections.items():
             if name in seen:
                 first = seen[name]
-                where = f"{first.path}:{first.line}" if isinstance(first, WorkerDef) else \
-                    f"{first[0]}:{first[1]}"
-                diags.error(ini.path, section.line, name, "",
-                            f"worker already defined in {where}")
+                where = (
+                    f"{first.path}:{first.line}"
+                    if isinstance(first, WorkerDef)
+                    else f"{first[0]}:{first[1]}"
+                )
+                diags.error(ini.path, section.line, name, "", f"worker already defined in {where}")
                 continue
             seen[name] = (ini.path, section.line)
             worker = _make_worker(section, ini, diags)
@@ -513,24 +537,33 @@ def _make_worker(section: Section, ini: IniFile, diags: Diagnostics) -> WorkerDe
         diags.error(path, section.line, name, "", "invalid worker name")
         return None
     raw = _raw_options(section, ini.defaults)
-    ok, values, unknown = _resolve(raw, WORKER_OPTIONS, _WORKER_NAMES, name, diags,
-                                   unknown_ok=True)
+    ok, values, unknown = _resolve(raw, WORKER_OPTIONS, _WORKER_NAMES, name, diags, unknown_ok=True)
     for key, value in unknown.items():
         hint = did_you_mean(key, list(_WORKER_NAMES))
         if hint:
-            diags.warning(value.path, value.line, name, key,
-                          "unknown option, kept as a worker property" + hint)
+            diags.warning(
+                value.path,
+                value.line,
+                name,
+                key,
+                "unknown option, kept as a worker property" + hint,
+            )
     password_text = values["password"]
     if not password_text:
         diags.error(path, section.line, name, "password", "missing required option")
         ok = False
         password = Password()
     elif password_text.startswith(SECRET_PREFIX):
-        password = Password(secret=password_text[len(SECRET_PREFIX):].strip())
+        password = Password(secret=password_text[len(SECRET_PREFIX) :].strip())
     else:
         where = raw.get("password") or raw["passwd"]
-        diags.warning(where.path, where.line, name, "password",
-                      "password written in clear; prefer 'secret:NAME'")
+        diags.warning(
+            where.path,
+            where.line,
+            name,
+            "password",
+            "password written in clear; prefer 'secret:NAME'",
+        )
         password = Password(literal=password_text)
     offers: list[Offer] = []
     cap_raw = raw.get("capability")

@@ -59,8 +59,7 @@ class Matrix:
                 for c in self.cells
             ],
             "unmatched": [
-                {"buildout": u.buildout, "reason": u.reason}
-                | ({"cell": u.cell} if u.cell else {})
+                {"buildout": u.buildout, "reason": u.reason} | ({"cell": u.cell} if u.cell else {})
                 for u in self.unmatched
             ],
         }
@@ -121,29 +120,34 @@ def plan_buildout(
         "build_requires": [str(r) for r in buildout.build_requires],
     }
     if not buildout.build_for:
-        return [Cell(buildout.name, buildout.name, (), _ordered(eligible),
-                     MappingProxyType(base_props))], []
+        return [
+            Cell(buildout.name, buildout.name, (), _ordered(eligible), MappingProxyType(base_props))
+        ], []
 
     axes: list[list[Version]] = []
     for req in buildout.build_for:
         versions = {v for w in eligible for v in _offers_matching(w, req) if v is not None}
         if not versions:
-            offered = sorted({str(o.version) for w in eligible for o in w.offered(req.capability)
-                              if o.version is not None})
+            offered = sorted(
+                {
+                    str(o.version)
+                    for w in eligible
+                    for o in w.offered(req.capability)
+                    if o.version is not None
+                }
+            )
             detail = f" (offered: {', '.join(offered)})" if offered else ""
-            return [], [Unmatched(buildout.name, "",
-                                  f"no eligible worker offers {req}{detail}")]
+            return [], [Unmatched(buildout.name, "", f"no eligible worker offers {req}{detail}")]
         axes.append(sorted(versions))
 
     cells: list[Cell] = []
     unmatched: list[Unmatched] = []
     for combo in itertools.product(*axes):
         pairs = tuple((req.capability, v) for req, v in zip(buildout.build_for, combo, strict=True))
-        name = buildout.name + "".join(
-            f"-{registry.get(cap).abbrev}{v}" for cap, v in pairs
-        )
+        name = buildout.name + "".join(f"-{registry.get(cap).abbrev}{v}" for cap, v in pairs)
         runners = [
-            w for w in eligible
+            w
+            for w in eligible
             if all(any(o.version == v for o in w.offered(cap)) for cap, v in pairs)
         ]
         if not runners:
@@ -153,8 +157,7 @@ def plan_buildout(
         props = dict(base_props)
         for cap, v in pairs:
             props[registry.get(cap).version_prop] = str(v)
-        cells.append(Cell(name, buildout.name, pairs, _ordered(runners),
-                          MappingProxyType(props)))
+        cells.append(Cell(name, buildout.name, pairs, _ordered(runners), MappingProxyType(props)))
     return cells, unmatched
 
 

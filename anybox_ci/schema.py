@@ -233,7 +233,12 @@ MANIFEST_OPTIONS: dict[str, Option] = _table(
         aliases=("openerp-addons",),
     ),
     Option("buildout-part", STR, "openerp", "The buildout part that installs Odoo."),
-    Option("buildout-timeout", POSITIVE, 3600, "Seconds without output before the buildout step is killed."),
+    Option(
+        "buildout-timeout",
+        POSITIVE,
+        3600,
+        "Seconds without output before the buildout step is killed.",
+    ),
     Option("test-timeout", POSITIVE, 3600, "Seconds without output before a test step is killed."),
     Option(
         "buildout-options",
@@ -279,7 +284,12 @@ MANIFEST_OPTIONS: dict[str, Option] = _table(
     Option("update.log_file_option", STR, "--log-file", "Log option of the upgrade script."),
     Option("nose.tests", WORDS, (), "Arguments giving the nose tests to run."),
     Option("nose.coverage", BOOL, False, "Run nose with coverage."),
-    Option("nose.cover-options", WORDS, ("--cover-erase", "--cover-branches"), "Extra coverage options."),
+    Option(
+        "nose.cover-options",
+        WORDS,
+        ("--cover-erase", "--cover-branches"),
+        "Extra coverage options.",
+    ),
     Option("nose.profile", BOOL, False, "Run nose with the profiler."),
     Option("nose.cprofile", BOOL, False, "Run nose with cProfile."),
     Option("nose.profile-restrict", STR, None, "Restriction of the profiler output."),
@@ -308,7 +318,9 @@ MANIFEST_OPTIONS: dict[str, Option] = _table(
         "Server started for the `functional` step set; `{port}` in any argument becomes the "
         "reserved port.",
     ),
-    Option("functional.wait-url", STR, None, "URL polled until the server answers (`{port}` allowed)."),
+    Option(
+        "functional.wait-url", STR, None, "URL polled until the server answers (`{port}` allowed)."
+    ),
     Option("functional.commands", ARGV_LINES, (), "Commands run while the server is up."),
     Option("functional.timeout", POSITIVE, 120, "Seconds to wait for the server."),
     Option("packaging.upload-dir", STR, None, "Master folder receiving release tarballs."),
@@ -330,8 +342,7 @@ WORKER_OPTIONS: dict[str, Option] = _table(
         "password",
         STR,
         None,
-        "The worker's password: a literal, or `secret:NAME` for a Buildbot secret "
-        "(recommended).",
+        "The worker's password: a literal, or `secret:NAME` for a Buildbot secret (recommended).",
         aliases=("passwd",),
         required=True,
         example="secret:worker-ci1",

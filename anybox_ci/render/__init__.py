@@ -1,0 +1,1 @@
+"""Render: turn the plan into Buildbot objects."""

@@ -1,0 +1,249 @@
+"""Build factories: the pipeline of every cell of a buildout.
+
+fetch the buildout -> test database name -> bootstrap -> bin/buildout with the
+cell's database settings -> db-steps -> post-buildout-steps -> cleanups.
+
+One factory serves all the cells of a buildout: what differs between cells (versions,
+ports, paths) comes from builder and worker properties at build time.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from buildbot.plugins import steps, util
+from buildbot.process.buildstep import BuildStep
+from buildbot.process.factory import BuildFactory
+
+from ..model import Buildout, BuildoutSource
+from .buildsteps import CellEnv, UtilStep
+from .stepsets import TESTING_DB, StepContext, StepSets, cleanup_steps
+from .utils_bundle import BUNDLE_NAME
+
+CHECKOUT = "build"
+CACHE = "%(prop:builddir)s/../anybox-ci-cache"
+#: one buildout at a time per worker writes into the shared egg and download caches
+BUILDOUT_CACHE_LOCK = util.WorkerLock("anybox-ci buildout caches")
+
+
+def codebase_name(url: str, branch: str) -> str:
+    """A stable codebase per watched (repository, branch): the unit of revision pinning."""
+    tail = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "repo"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in tail)[:40]
+    digest = hashlib.sha1(f"{url}\0{branch}".encode()).hexdigest()[:8]
+    return f"{safe}-{digest}"
+
+
+def standalone_files(path: Path) -> list[Path]:
+    """The buildout file and the local files it ``extends``, recursively."""
+    seen: list[Path] = []
+    todo = [path.resolve()]
+    while todo:
+        current = todo.pop(0)
+        if current in seen or not current.is_file():
+            continue
+        seen.append(current)
+        parser = configparser.RawConfigParser(strict=False)
+        try:
+            parser.read(current, encoding="utf-8")
+            extends = parser.get("buildout", "extends", fallback="")
+        except configparser.Error:
+            continue
+        for item in extends.split():
+            if "://" not in item:
+                todo.append((current.parent / item).resolve())
+    return seen
+
+
+def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], str]:
+    """Steps putting the buildout in the checkout; returns them and the buildout folder."""
+    src: BuildoutSource = buildout.source
+    workdir = posixpath.join(CHECKOUT, src.subdir) if src.subdir else CHECKOUT
+    if src.type == "standalone":
+        assert src.path is not None
+        root = src.path.parent
+        result: list[BuildStep] = []
+        for i, path in enumerate(standalone_files(src.path)):
+            try:
+                rel = path.relative_to(root).as_posix()
+            except ValueError:
+                rel = path.name
+            result.append(
+                steps.FileDownload(
+                    name=f"download_buildout_{i}" if i else "download_buildout",
+                    mastersrc=str(path),
+                    workerdest=rel,
+                    workdir=CHECKOUT,
+                )
+            )
+        return result, CHECKOUT
+    codebase = codebase_name(src.url, src.branch) if src.branch else ""
+    if src.type in ("git", "gittag"):
+        branch = src.branch if src.type == "git" else util.Property("buildout-tag")
+        return [
+            steps.Git(
+                name="fetch_buildout",
+                repourl=src.url,
+                branch=branch,
+                codebase=codebase,
+                mode="incremental",
+                workdir=CHECKOUT,
+                shallow=bool(buildout.opt("git-shallow")),
+                haltOnFailure=True,
+            )
+        ], workdir
+    if src.type == "hg":
+        return [
+            steps.Mercurial(
+                name="fetch_buildout",
+                repourl=src.url,
+                defaultBranch=src.branch,
+                branchType="inrepo",
+                codebase=codebase,
+                mode="incremental",
+                workdir=CHECKOUT,
+                haltOnFailure=True,
+            )
+        ], workdir
+    if src.type == "hgtag":
+        argv = ctx_util(
+            "fetch",
+            "hg",
+            "--url",
+            src.url,
+            "--dest",
+            CHECKOUT,
+            "--revision",
+            util.Property("buildout-tag"),
+        )
+    elif src.type == "bzr":
+        argv = ctx_util(
+            "fetch",
+            "bzr",
+            "--url",
+            src.url,
+            "--dest",
+            CHECKOUT,
+            "--revision",
+            util.Property("revision", default=""),
+        )
+    else:  # archive
+        argv = ctx_util("fetch", "archive", "--url", util.Interpolate(src.url), "--dest", CHECKOUT)
+    return [UtilStep(name="fetch_buildout", command=argv, workdir=".", haltOnFailure=True)], workdir
+
+
+def _python(buildout: Buildout) -> Any:
+    """The interpreter of the bootstrap: the cell's python capability, else the option."""
+    return util.Interpolate("%(prop:anybox_python:-" + str(buildout.opt("python")) + ")s")
+
+
+def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
+    part = buildout.opt("buildout-part")
+    argv: list[Any] = [
+        util.Property("buildout_bin"),
+        "-c",
+        config_file,
+        util.Interpolate("buildout:download-cache=" + CACHE + "/downloads"),
+        util.Interpolate("buildout:eggs-directory=" + CACHE + "/eggs"),
+    ]
+    if buildout.opt("db-steps"):
+        argv += [
+            util.Interpolate(f"{part}:options.db_host=%(prop:anybox_pg_host:-False)s"),
+            util.Interpolate(f"{part}:options.db_port=%(prop:anybox_pg_port:-5432)s"),
+            util.Interpolate(f"{part}:options.db_user=%(prop:anybox_pg_user:-False)s"),
+            util.Interpolate(f"{part}:options.db_name=%(prop:testing_db)s"),
+        ]
+    argv += list(buildout.opt("buildout-options"))
+    return argv
+
+
+def make_factory(
+    buildout: Buildout, step_sets: StepSets, env: CellEnv, utils_bundle: Path
+) -> BuildFactory:
+    factory = BuildFactory()
+    bootstrap_util = StepContext(buildout, env, CHECKOUT, "").util_argv
+    fetch, workdir = _fetch_steps(buildout, bootstrap_util)
+    config_file = buildout.source.file
+    ctx = StepContext(buildout, env, workdir, config_file)
+
+    factory.addStep(
+        steps.FileDownload(
+            name="send_build_utils",
+            mastersrc=str(utils_bundle),
+            workerdest=BUNDLE_NAME,
+            workdir=".",
+            mode=0o644,
+            haltOnFailure=True,
+        )
+    )
+    for step in fetch:
+        factory.addStep(step)
+    for name in buildout.opt("post-dl-steps"):
+        factory.addSteps(step_sets.get("post-dl-steps", name)(ctx))
+    factory.addStep(
+        steps.SetProperty(
+            name="testing_db",
+            property="testing_db",
+            value=util.Interpolate("%(prop:db_prefix:-anybox)s-%(prop:buildername)s"),
+            hideStepIf=True,
+        )
+    )
+    factory.addStep(
+        steps.SetProperties(name="cell_settings", properties=_cell_properties(env), hideStepIf=True)
+    )
+    factory.addStep(
+        ctx.shell(
+            "bootstrap",
+            ctx.util_argv(
+                "bootstrap",
+                "--venv",
+                util.Interpolate(CACHE + "/venv-%(prop:py_version:-default)s"),
+                "--python",
+                _python(buildout),
+                "--buildout-version",
+                buildout.opt("bootstrap-version"),
+            ),
+            workdir=".",
+            timeout=buildout.opt("buildout-timeout"),
+        )
+    )
+    factory.addStep(
+        ctx.shell(
+            "buildout",
+            _buildout_argv(buildout, config_file),
+            timeout=buildout.opt("buildout-timeout"),
+            locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
+        )
+    )
+    for name in buildout.opt("db-steps"):
+        factory.addSteps(step_sets.get("db-steps", name)(ctx))
+    for name in buildout.opt("post-buildout-steps"):
+        factory.addSteps(step_sets.get("post-buildout-steps", name)(ctx))
+    factory.addSteps(cleanup_steps(ctx))
+    return factory
+
+
+def _cell_properties(env: CellEnv) -> Any:
+    """Expose the worker's chosen offers as properties: ``anybox_pg_*``, ``anybox_python``."""
+
+    @util.renderer
+    def render(props: Any) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for offer in env.selected_offers(props):
+            options = offer.get("options") or {}
+            if offer["name"] == "postgresql":
+                for key in ("host", "port", "user"):
+                    if options.get(key):
+                        result.setdefault(f"anybox_pg_{key}", options[key])
+            elif offer["name"] == "python" and (options.get("cmd") or offer.get("version")):
+                result["anybox_python"] = options.get("cmd") or f"python{offer['version']}"
+        return result
+
+    return render
+
+
+__all__ = ["BUILDOUT_CACHE_LOCK", "TESTING_DB", "codebase_name", "make_factory"]

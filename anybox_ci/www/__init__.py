@@ -1,0 +1,1 @@
+"""Web UI add-ons for the Buildbot master: authentication, authorization and pages."""
