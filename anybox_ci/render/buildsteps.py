@@ -84,6 +84,8 @@ class CellEnv:
             for var, key in spec.secret_env.items():
                 if options.get(key):
                     env[var] = yield props.render(util.Secret(options[key]))
+        for name, version in props.getProperty(CELL_VERSIONS_PROP) or []:
+            env[self.registry.get(name).version_prop.upper()] = version
         for var, paths in prepend.items():
             env[var] = [*paths, "${" + var + "}"]
         for var, value in self.extra.items():

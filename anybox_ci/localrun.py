@@ -1,0 +1,215 @@
+"""Run a real master and real workers on this machine: for ``anybox-ci demo`` and tests.
+
+Everything goes through the real tools (``buildbot create-master``/``start``,
+``buildbot-worker create-worker``/``start``) and the master's REST API, as an admin
+would; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = REPO_ROOT / "buildouts" / "samples"
+RESULTS = {0: "SUCCESS", 1: "WARNINGS", 2: "FAILURE", 3: "SKIPPED", 4: "EXCEPTION",
+           5: "RETRY", 6: "CANCELLED", None: "RUNNING"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    """A console script of this environment (the venv's bin folder first)."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for masters and workers: this venv's tools (hg, brz) on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="dev@example.com",
+               GIT_COMMITTER_NAME="Dev", GIT_COMMITTER_EMAIL="dev@example.com")
+    return _run(["git", *args], cwd=cwd, env=env).stdout.strip()
+
+
+def make_sample_repo(name: str, dest: Path, branch: str = "main") -> Path:
+    """A git repository holding ``buildouts/samples/NAME`` plus the fake-odoo egg."""
+    repo = dest / name
+    shutil.copytree(SAMPLES / name, repo)
+    shutil.copytree(SAMPLES / "fake-odoo", repo / "fake-odoo",
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    git(repo, "init", "-q", "-b", branch)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", f"{name}: initial buildout")
+    return repo
+
+
+@dataclass
+class Master:
+    """A real master made from ``master.cfg.sample``."""
+
+    basedir: Path
+    www_port: int = field(default_factory=free_port)
+    pb_port: int = field(default_factory=free_port)
+    extra_config: str = ""
+    env: dict[str, str] = field(default_factory=tool_env)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.www_port}/"
+
+    def create(self, manifest: str, workers: str, secrets: Mapping[str, str] = {}) -> None:
+        _run([_bin("buildbot"), "create-master", "-q", str(self.basedir)], env=self.env)
+        sample = (REPO_ROOT / "master.cfg.sample").read_text()
+        (self.basedir / "master.cfg").write_text(sample + "\n" + self.extra_config)
+        (self.basedir / "buildouts").mkdir(exist_ok=True)
+        (self.basedir / "buildouts" / "MANIFEST.cfg").write_text(manifest)
+        (self.basedir / "workers.cfg").write_text(workers)
+        if secrets:
+            folder = self.basedir / "secrets"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            for key, value in secrets.items():
+                path = folder / key
+                path.write_text(value)
+                path.chmod(0o600)
+
+    def _env(self) -> dict[str, str]:
+        return dict(self.env,
+                    ANYBOX_CI_WWW_PORT=f"tcp:{self.www_port}:interface=127.0.0.1",
+                    ANYBOX_CI_PB_PORT=f"tcp:{self.pb_port}:interface=127.0.0.1",
+                    ANYBOX_CI_URL=self.url)
+
+    def start(self) -> None:
+        proc = subprocess.run([_bin("buildbot"), "start", str(self.basedir)], env=self._env(),
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"master did not start: {self.log_tail()}")
+
+    def reconfig(self) -> None:
+        _run([_bin("buildbot"), "reconfig", str(self.basedir)], env=self._env())
+
+    def stop(self) -> None:
+        if (self.basedir / "twistd.pid").exists():
+            subprocess.run([_bin("buildbot"), "stop", str(self.basedir)], env=self._env(),
+                           capture_output=True, text=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.basedir / "twistd.log"
+        if not path.exists():
+            return "(no twistd.log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # ---------------------------------------------------------------- REST
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + "api/v2/" + path.lstrip("/"), timeout=30) as r:
+            return json.load(r)
+
+    def rpc(self, path: str, method: str, **params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "id": 1,
+                           "params": params}).encode()
+        request = urllib.request.Request(self.url + "api/v2/" + path.lstrip("/"), data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            answer = json.load(r)
+        if "error" in answer:
+            raise RuntimeError(f"{path} {method}: {answer['error']}")
+        return answer["result"]
+
+    def force(self, builder: str, scheduler: str = "force", **params: Any) -> int:
+        builderid = self.builder_ids()[builder]
+        result = self.rpc(f"forceschedulers/{scheduler}", "force",
+                          builderid=str(builderid), **params)
+        return int(result[0])
+
+    def builder_ids(self) -> dict[str, int]:
+        return {b["name"]: b["builderid"] for b in self.get("builders")["builders"]}
+
+    def connected_workers(self) -> set[str]:
+        workers = self.get("workers")["workers"]
+        return {w["name"] for w in workers if w.get("connected_to")}
+
+    def builds(self, builder: str | None = None) -> list[dict[str, Any]]:
+        path = f"builders/{self.builder_ids()[builder]}/builds" if builder else "builds"
+        return list(self.get(path + "?property=*")["builds"])
+
+    def wait(self, predicate: Callable[[], bool], timeout: float, what: str,
+             progress: Callable[[], None] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if progress:
+                progress()
+            time.sleep(0.5)
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}\n"
+                           f"{self.log_tail()}")
+
+    def wait_buildsets(self, bsids: Iterable[int], timeout: float,
+                       progress: Callable[[], None] | None = None) -> None:
+        ids = list(bsids)
+        self.wait(lambda: all(self.get(f"buildsets/{i}")["buildsets"][0]["complete"]
+                              for i in ids), timeout, f"buildsets {ids}", progress)
+
+    def steps(self, buildid: int) -> list[dict[str, Any]]:
+        return list(self.get(f"builds/{buildid}/steps")["steps"])
+
+    def step_log(self, buildid: int, step_name: str, log: str = "stdio") -> str:
+        step = next(s for s in self.steps(buildid) if s["name"] == step_name)
+        url = f"{self.url}api/v2/steps/{step['stepid']}/logs/{log}/raw"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.read().decode(errors="replace")
+
+
+@dataclass
+class WorkerProcess:
+    """A real ``buildbot-worker`` connected over PB."""
+
+    basedir: Path
+    name: str
+    password: str
+    master_port: int
+    env: dict[str, str] = field(default_factory=tool_env)
+
+    def start(self) -> None:
+        # the password goes into buildbot.tac, never into a command line
+        _run([_bin("buildbot-worker"), "create-worker", "-q", "--umask=0o22",
+              str(self.basedir), f"127.0.0.1:{self.master_port}", self.name, "placeholder"],
+             env=self.env)
+        tac = self.basedir / "buildbot.tac"
+        tac.write_text(tac.read_text().replace("passwd = 'placeholder'",
+                                               f"passwd = {self.password!r}"))
+        tac.chmod(0o600)
+        _run([_bin("buildbot-worker"), "start", str(self.basedir)], env=self.env)
+
+    def stop(self) -> None:
+        if (self.basedir / "twistd.pid").exists():
+            subprocess.run([_bin("buildbot-worker"), "stop", str(self.basedir)],
+                           env=self.env, capture_output=True, text=True)
