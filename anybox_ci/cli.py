@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .configurator import AnyboxConfigurator, Loaded
+from .diagnostics import Diagnostic, Severity
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,11 +32,21 @@ def _load(args: argparse.Namespace) -> Loaded:
 
 def cmd_check(args: argparse.Namespace) -> int:
     loaded = _load(args)
-    for diag in sorted(loaded.diagnostics.items, key=lambda d: (d.path, d.line)):
+    # unmatched cells are warnings in the same FILE:LINE format, at their section
+    sections = {b.name: b for b in loaded.config.buildouts}
+    unmatched = [
+        Diagnostic(
+            sections[u.buildout].manifest,
+            sections[u.buildout].line,
+            u.buildout,
+            u.cell,
+            u.reason,
+            Severity.WARNING,
+        )
+        for u in loaded.matrix.unmatched
+    ]
+    for diag in sorted([*loaded.diagnostics.items, *unmatched], key=lambda d: (d.path, d.line)):
         print(diag)
-    for u in loaded.matrix.unmatched:
-        cell = f" {u.cell}" if u.cell else ""
-        print(f"warning: [{u.buildout}]{cell}: {u.reason}")
     errors = len(loaded.diagnostics.errors)
     if errors:
         print(f"{errors} error(s)", file=sys.stderr)
@@ -101,10 +112,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dir_args(matrix)
     matrix.add_argument("--json", action="store_true", help="machine-readable output")
     matrix.set_defaults(func=cmd_matrix)
+    demo = sub.add_parser("demo", help="run every sample buildout on a throwaway local setup",
+                          add_help=False)
+    demo.add_argument("rest", nargs=argparse.REMAINDER)
+    demo.set_defaults(func=lambda a: _delegate("demo", a.rest))
+    docs = sub.add_parser("docs", help="regenerate docs/reference from the option schema",
+                          add_help=False)
+    docs.add_argument("rest", nargs=argparse.REMAINDER)
+    docs.set_defaults(func=lambda a: _delegate("docs", a.rest))
+    mirrors = sub.add_parser("update-mirrors", help="fetch every watched repository's mirror",
+                             add_help=False)
+    mirrors.add_argument("rest", nargs=argparse.REMAINDER)
+    mirrors.set_defaults(func=lambda a: update_mirrors_main(a.rest))
     return parser
 
 
+def _delegate(module: str, argv: list[str]) -> int:
+    """Subcommands with their own parsers live in their own modules."""
+    import importlib
+
+    return int(importlib.import_module(f"anybox_ci.{module}").main(argv))
+
+
+DELEGATED = {
+    "demo": lambda rest: _delegate("demo", rest),
+    "docs": lambda rest: _delegate("docs", rest),
+    "update-mirrors": lambda rest: update_mirrors_main(rest),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        try:
+            return int(DELEGATED[argv[0]](argv[1:]))
+        except KeyboardInterrupt:
+            return 130
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -213,3 +213,37 @@ class WorkerProcess:
         if (self.basedir / "twistd.pid").exists():
             subprocess.run([_bin("buildbot-worker"), "stop", str(self.basedir)],
                            env=self.env, capture_output=True, text=True)
+
+
+SAMPLE_NAMES = ("passing", "failing", "restricted")
+#: what each sample's cells are expected to end with
+SAMPLE_EXPECTED = {"passing": "SUCCESS", "failing": "FAILURE", "restricted": "SUCCESS"}
+
+
+def offer_line(cluster: Any) -> str:
+    """A workers.cfg capability line for a running :class:`pgcluster.Cluster`."""
+    return (f"postgresql {cluster.major} port={cluster.port} host={cluster.host} "
+            f"user={cluster.user} bin={cluster.bin} lib={cluster.lib}")
+
+
+def sample_manifest(repos: Mapping[str, Path], build_for: str = "postgresql >= 13") -> str:
+    """The manifest of the sample buildouts, each in its own git repository."""
+    return f"""
+[DEFAULT]
+build-for = {build_for}
+post-buildout-steps = install-modules-test
+odoo-addons = sample
+
+[passing]
+buildout = git file://{repos['passing']} main buildout.cfg
+build-category = demo
+
+[failing]
+buildout = git file://{repos['failing']} main buildout.cfg
+build-category = demo
+
+[restricted]
+buildout = git file://{repos['restricted']} main buildout.cfg
+build-category = demo
+build-requires = wkhtmltopdf
+"""

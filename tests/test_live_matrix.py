@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from anybox_ci.localrun import Master, WorkerProcess, git, make_sample_repo
+from anybox_ci.localrun import (
+    Master,
+    WorkerProcess,
+    git,
+    make_sample_repo,
+    offer_line,
+    sample_manifest,
+)
 
 pytestmark = pytest.mark.live
 
@@ -30,11 +37,6 @@ EXPECTED = {
 PASSWORDS = {"w1": "w1-Secret-pw-4242", "w2": "w2-Secret-pw-4343"}
 
 
-def _offer(cluster: Any) -> str:
-    return (f"postgresql {cluster.major} port={cluster.port} host={cluster.host} "
-            f"user={cluster.user} bin={cluster.bin} lib={cluster.lib}")
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, pg_clusters: dict[int, Any]) -> Any:
     root = tmp_path_factory.mktemp("live")
@@ -44,32 +46,17 @@ def live(tmp_path_factory: pytest.TempPathFactory, pg_clusters: dict[int, Any]) 
 [w1]
 password = secret:worker-w1
 capability =
-    {_offer(c13)}
-    {_offer(c15)}
+    {offer_line(c13)}
+    {offer_line(c15)}
 
 [w2]
 password = secret:worker-w2
 capability =
-    {_offer(c15)}
-    {_offer(c17)}
+    {offer_line(c15)}
+    {offer_line(c17)}
     wkhtmltopdf 0.12.6
 """
-    manifest = f"""
-[DEFAULT]
-build-for = postgresql >= 13
-post-buildout-steps = install-modules-test
-odoo-addons = sample
-
-[passing]
-buildout = git file://{repos['passing']} main buildout.cfg
-
-[failing]
-buildout = git file://{repos['failing']} main buildout.cfg
-
-[restricted]
-buildout = git file://{repos['restricted']} main buildout.cfg
-build-requires = wkhtmltopdf
-"""
+    manifest = sample_manifest(repos)
     master = Master(root / "master", extra_config=(
         "c['configurators'] = [AnyboxConfigurator(basedir, poll_interval=2)]\n"))
     master.create(manifest, workers, secrets={f"worker-{k}": v for k, v in PASSWORDS.items()})
