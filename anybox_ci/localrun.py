@@ -221,9 +221,15 @@ SAMPLE_EXPECTED = {"passing": "SUCCESS", "failing": "FAILURE", "restricted": "SU
 
 
 def offer_line(cluster: Any) -> str:
-    """A workers.cfg capability line for a running :class:`pgcluster.Cluster`."""
-    return (f"postgresql {cluster.major} port={cluster.port} host={cluster.host} "
-            f"user={cluster.user} bin={cluster.bin} lib={cluster.lib}")
+    """A workers.cfg capability line for a running :class:`pgcluster.Cluster`.
+
+    Server-only installs (the npm builds have no psql) leave ``bin`` and ``lib`` out, so
+    the system's client tools run with their own libpq.
+    """
+    line = f"postgresql {cluster.major} port={cluster.port} host={cluster.host} user={cluster.user}"
+    if (Path(cluster.bin) / "psql").exists():
+        line += f" bin={cluster.bin} lib={cluster.lib}"
+    return line
 
 
 def sample_manifest(repos: Mapping[str, Path], build_for: str = "postgresql >= 13") -> str:

@@ -24,8 +24,8 @@ from ..capabilities import CapabilityRegistry
 from ..versions import Version, VersionFilter
 
 SUMMARY_PREFIX = "anybox-ci summary: "
-#: worker-side scripts print ``name=value`` lines for these, which become properties
-EXPORTED_PROPERTIES = ("got_revision", "buildout_bin", "pg_server_version")
+#: worker-side scripts print ``name=value`` lines; these names become these properties
+EXPORTED_PROPERTIES = {"got_revision": "got_revision", "buildout": "buildout_bin"}
 
 WORKER_CAPS_PROP = "anybox_capabilities"
 CELL_VERSIONS_PROP = "anybox_cell_versions"
@@ -105,7 +105,7 @@ class _SummaryObserver(logobserver.LogLineObserver):
             return
         key, sep, value = line.partition("=")
         if sep and key in EXPORTED_PROPERTIES:
-            self.exported[key] = value.strip()
+            self.exported[EXPORTED_PROPERTIES[key]] = value.strip()
 
 
 class UtilStep(buildstep.ShellMixin, buildstep.BuildStep):

@@ -1,0 +1,259 @@
+"""Tests of build_utils/pgdb.py against a real, throwaway PostgreSQL 15 cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from build_utils import pgdb, ports
+
+pytestmark = pytest.mark.live
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PREFIX = "anybox-ci summary: "
+WEIRD_NAME = 'we"ird -db $(touch pwned); DROP DATABASE postgres; --'
+
+
+def summary_of(stdout: str) -> str:
+    last = stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith(PREFIX), last
+    return last[len(PREFIX) :]
+
+
+@dataclass
+class Cluster:
+    port: int
+    socket_dir: Path
+    env: dict[str, str]
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        proc = subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", f"--dbname={db}"],
+            input=sql,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=True,
+        )
+        return proc.stdout.strip()
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """The server refuses to run as root: run the cluster tools as the postgres user."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL 15 binaries not installed")
+    base = Path(tempfile.mkdtemp(prefix="anybox-ci-pgdb-"))
+    data, sockets = base / "data", base / "sock"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+        shutil.chown(sockets, "postgres", "postgres")
+    base.chmod(0o755)
+    reservation = ports.reserve_port()  # held while the cluster runs
+    port = reservation.port
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {sockets} -c listen_addresses=''"
+    subprocess.run(
+        _as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(base / "log"),
+                "-w",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{PG_BIN}{os.pathsep}{env.get('PATH', '')}",
+        PGHOST=str(sockets),
+        PGPORT=str(port),
+        PGUSER="postgres",
+    )
+    env.pop("PGDATABASE", None)
+    try:
+        yield Cluster(port, sockets, env)
+    finally:
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
+        reservation.release()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    folder = tmp_path / "build_utils"
+    folder.mkdir()
+    return Path(shutil.copy(ROOT / "build_utils" / "pgdb.py", folder))
+
+
+@pytest.fixture
+def in_cluster_env(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    """For in-process calls: the environment the master gives to a build of this cell."""
+    for key in ("PATH", "PGHOST", "PGPORT", "PGUSER"):
+        monkeypatch.setenv(key, cluster.env[key])
+    monkeypatch.delenv("PGDATABASE", raising=False)
+    return cluster
+
+
+def run(
+    script: Path, cluster: Cluster, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        env=cluster.env,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def test_version_proves_the_cluster(script: Path, cluster: Cluster) -> None:
+    proc = run(script, cluster, "version")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = dict(line.split("=", 1) for line in proc.stdout.splitlines()[:-1])
+    assert lines["psql"] == str(PG_BIN / "psql")
+    assert lines["server_version"].startswith("PostgreSQL 15.")
+    assert lines["server_version_num"].startswith("15")
+    assert lines["port"] == str(cluster.port)
+    assert summary_of(proc.stdout).startswith("PostgreSQL 15.")
+    assert summary_of(proc.stdout).endswith(f"on port {cluster.port}")
+
+
+def test_create_and_drop_with_hostile_name(script: Path, cluster: Cluster, tmp_path: Path) -> None:
+    for _ in range(2):  # the second create drops the first database
+        proc = run(script, cluster, "create", "--name", WEIRD_NAME, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert summary_of(proc.stdout) == f"created {WEIRD_NAME} from template1"
+    names = cluster.psql("SELECT datname FROM pg_database").splitlines()
+    assert WEIRD_NAME in names and "postgres" in names
+    proc = run(script, cluster, "drop", "--name", WEIRD_NAME, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert WEIRD_NAME not in cluster.psql("SELECT datname FROM pg_database").splitlines()
+    assert not (tmp_path / "pwned").exists()
+    proc = run(script, cluster, "drop", "--name", WEIRD_NAME)  # dropping twice is fine
+    assert proc.returncode == 0
+
+
+def test_create_from_template(in_cluster_env: Cluster) -> None:
+    cluster = in_cluster_env
+    pgdb.create_database("tpl_odoo")
+    cluster.psql("CREATE TABLE res_partner (id serial, name text)", db="tpl_odoo")
+    pgdb.create_database("from_tpl", template="tpl_odoo")
+    assert cluster.psql("SELECT count(*) FROM res_partner", db="from_tpl") == "0"
+    assert pgdb.database_exists("from_tpl")
+    pgdb.drop_database("from_tpl")
+    pgdb.drop_database("tpl_odoo")
+    assert not pgdb.database_exists("from_tpl")
+
+
+def test_drop_disconnects_leftover_sessions(in_cluster_env: Cluster) -> None:
+    cluster = in_cluster_env
+    pgdb.create_database("busy")
+    session = subprocess.Popen(
+        [str(PG_BIN / "psql"), "-X", "--dbname=busy", "-c", "SELECT pg_sleep(60)"],
+        env=cluster.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'busy'") == "0":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        pgdb.drop_database("busy")  # WITH (FORCE) on 13+
+        assert not pgdb.database_exists("busy")
+    finally:
+        session.kill()
+        session.wait()
+
+
+def test_restore_runs_command_with_db_env(script: Path, cluster: Cluster) -> None:
+    restore = (
+        "import os, subprocess\n"
+        "db = os.environ['ANYBOX_CI_DB']\n"
+        "subprocess.run(['psql', '-X', '-q', '--dbname=' + db, '-c', 'CREATE TABLE restored (x int)'], check=True)\n"
+    )
+    proc = run(
+        script, cluster, "restore", "--name", "restored db", "--", sys.executable, "-c", restore
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary_of(proc.stdout) == "restored restored db"
+    assert cluster.psql("SELECT count(*) FROM restored", db="restored db") == "0"
+
+
+def test_restore_failure_is_reported(script: Path, cluster: Cluster) -> None:
+    proc = run(
+        script,
+        cluster,
+        "restore",
+        "--name",
+        "broken",
+        "--",
+        sys.executable,
+        "-c",
+        "raise SystemExit(6)",
+    )
+    assert proc.returncode == 6
+    assert summary_of(proc.stdout) == "restore into broken failed: command exited with code 6"
+
+
+def test_errors_are_summarised(script: Path, cluster: Cluster) -> None:
+    proc = run(script, cluster, "create", "--name", "x", "--template", "no_such_template")
+    assert proc.returncode == 1
+    assert 'template database "no_such_template" does not exist' in summary_of(proc.stdout)
+
+    env = dict(cluster.env, PGPORT="1")  # nothing listens there
+    proc = subprocess.run(
+        [sys.executable, str(script), "version"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 1
+    assert summary_of(proc.stdout).startswith("version failed: ")
+
+    env = dict(cluster.env, PATH="/nonexistent")
+    proc = subprocess.run(
+        [sys.executable, str(script), "version"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 1
+    assert summary_of(proc.stdout) == "version failed: psql not found on PATH"
+
+
+def test_password_comes_from_environment_only(script: Path, cluster: Cluster) -> None:
+    secret = "s3cr3t-not-for-logs"
+    env = dict(cluster.env, PGPASSWORD=secret)
+    proc = subprocess.run(
+        [sys.executable, str(script), "version"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0
+    assert secret not in proc.stdout + proc.stderr
+    with pytest.raises(SystemExit):  # no option to pass one on the command line
+        pgdb.main(["--password", secret, "version"])
