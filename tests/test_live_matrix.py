@@ -21,6 +21,7 @@ from anybox_ci.localrun import (
     offer_line,
     sample_manifest,
 )
+from anybox_ci.render.factory import codebase_name
 
 pytestmark = pytest.mark.live
 
@@ -57,8 +58,10 @@ capability =
     wkhtmltopdf 0.12.6
 """
     manifest = sample_manifest(repos)
-    master = Master(root / "master", extra_config=(
-        "c['configurators'] = [AnyboxConfigurator(basedir, poll_interval=2)]\n"))
+    master = Master(
+        root / "master",
+        extra_config=("c['configurators'] = [AnyboxConfigurator(basedir, poll_interval=2)]\n"),
+    )
     master.create(manifest, workers, secrets={f"worker-{k}": v for k, v in PASSWORDS.items()})
     procs = [WorkerProcess(root / name, name, pw, master.pb_port) for name, pw in PASSWORDS.items()]
     try:
@@ -140,9 +143,9 @@ def test_push_builds_exactly_the_new_revision_of_that_buildout_only(live: Any) -
 
     def rebuilt() -> bool:
         return all(
-            len(master.builds(b)) > before[b]
-            and master.builds(b)[-1]["complete"]
-            for b in EXPECTED if b.startswith("passing-")
+            len(master.builds(b)) > before[b] and master.builds(b)[-1]["complete"]
+            for b in EXPECTED
+            if b.startswith("passing-")
         )
 
     master.wait(rebuilt, 600, "builds of the pushed revision")
@@ -156,3 +159,21 @@ def test_push_builds_exactly_the_new_revision_of_that_buildout_only(live: Any) -
             assert builds[-1]["results"] == 0
         else:
             assert len(builds) == before[builder], f"{builder} should not have built"
+
+
+@pytest.mark.parametrize(
+    ("branch", "revision"),
+    [("$(touch pwned)", ""), (";touch pwned", ""), ("main", "$(touch pwned)")],
+)
+def test_hostile_branch_or_revision_never_executes(live: Any, branch: str, revision: str) -> None:
+    master, repos, _ = live
+    root = Path(master.basedir).parent
+    codebase = codebase_name(f"file://{repos['passing']}", "main")
+    bsid = master.force(
+        "passing-pg15", **{f"{codebase}_branch": branch, f"{codebase}_revision": revision}
+    )
+    master.wait_buildsets([bsid], timeout=300)
+    build = master.builds("passing-pg15")[-1]
+    assert build["results"] != 0
+    assert not list(root.rglob("pwned"))
+    assert not Path("pwned").exists()
