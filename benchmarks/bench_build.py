@@ -1,0 +1,83 @@
+"""Per-build overhead of the framework, and cold against warm-cache build time.
+
+A real master, one real worker and a throwaway PostgreSQL 15 build the `passing`
+sample buildout: once with empty worker caches (cold), then N times again (warm).
+The framework's own overhead is a build's total time minus the time of its
+``buildout`` and test steps (the buildout's and the tests' own work).
+
+    .venv/bin/python benchmarks/bench_build.py [--warm-runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from anybox_ci import localrun
+from anybox_ci.pgcluster import Cluster, ensure_binaries
+
+OWN_WORK_STEPS = {"buildout", "install_modules_test"}
+
+
+def _timings(master: localrun.Master, build: dict[str, Any]) -> tuple[float, float]:
+    total = build["complete_at"] - build["started_at"]
+    own = sum(
+        (s["complete_at"] or 0) - (s["started_at"] or 0)
+        for s in master.steps(build["buildid"])
+        if s["name"] in OWN_WORK_STEPS and s["started_at"]
+    )
+    return total, own
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--warm-runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="anybox-bench-") as tmp:
+        root = Path(tmp)
+        cluster = Cluster(ensure_binaries(15), root / "pg").start()
+        repo = localrun.make_sample_repo("passing", root / "repos")
+        manifest = localrun.sample_manifest({"passing": repo, "failing": repo, "restricted": repo},
+                                            build_for="postgresql == 15")
+        manifest = manifest.split("[failing]")[0]
+        workers = f"[bench]\npassword = secret:worker-bench\ncapability =\n    " \
+                  f"{localrun.offer_line(cluster)}\n"
+        master = localrun.Master(root / "master")
+        master.create(manifest, workers, secrets={"worker-bench": "bench-pw"})
+        worker = localrun.WorkerProcess(root / "worker", "bench", "bench-pw", master.pb_port)
+        try:
+            master.start()
+            worker.start()
+            master.wait(lambda: master.connected_workers() == {"bench"}, 60, "worker")
+            results = []
+            for run in range(1 + args.warm_runs):
+                master.wait_buildsets([master.force("passing-pg15")], 900)
+                build = master.builds("passing-pg15")[-1]
+                if build["results"] != 0:
+                    print(f"build {run} failed: {build['state_string']}", file=sys.stderr)
+                    return 1
+                results.append(_timings(master, build))
+                label = "cold" if run == 0 else f"warm {run}"
+                print(f"{label:>7}: total {results[-1][0]:6.2f}s  "
+                      f"buildout+tests {results[-1][1]:6.2f}s", flush=True)
+        finally:
+            worker.stop()
+            master.stop()
+            cluster.stop()
+    cold_total = results[0][0]
+    warm = results[1:]
+    warm_total = statistics.median(t for t, _ in warm)
+    overhead = statistics.median(t - own for t, own in warm)
+    print(f"cold build: {cold_total:.2f}s")
+    print(f"warm build (median of {len(warm)}): {warm_total:.2f}s")
+    print(f"cold/warm: {cold_total / warm_total:.1f}x (target >= 3x)")
+    print(f"framework overhead per warm build (median): {overhead:.2f}s")
+    return 0 if cold_total / warm_total >= 3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
