@@ -27,7 +27,27 @@ def _load(args: argparse.Namespace) -> Loaded:
         manifests=args.manifest or None,
         workers=args.workers or None,
     )
-    return configurator.load()
+    loaded = configurator.load()
+    loaded.diagnostics.extend(_factory_problems(configurator, loaded))
+    return loaded
+
+
+def _factory_problems(configurator: AnyboxConfigurator, loaded: Loaded) -> list[Diagnostic]:
+    """What the master would refuse when building the factories (a step set's options)."""
+    from .render.buildsteps import CellEnv
+    from .render.factory import make_factory
+    from .render.utils_bundle import BUNDLE_NAME
+
+    env = CellEnv(configurator.registry)
+    problems = []
+    for buildout in loaded.config.buildouts:
+        try:
+            make_factory(buildout, configurator.step_sets, env, Path(BUNDLE_NAME))
+        except ValueError as exc:
+            problems.append(
+                Diagnostic(buildout.manifest, buildout.line, buildout.name, "", str(exc))
+            )
+    return problems
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -112,16 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dir_args(matrix)
     matrix.add_argument("--json", action="store_true", help="machine-readable output")
     matrix.set_defaults(func=cmd_matrix)
-    demo = sub.add_parser("demo", help="run every sample buildout on a throwaway local setup",
-                          add_help=False)
+    demo = sub.add_parser(
+        "demo", help="run every sample buildout on a throwaway local setup", add_help=False
+    )
     demo.add_argument("rest", nargs=argparse.REMAINDER)
     demo.set_defaults(func=lambda a: _delegate("demo", a.rest))
-    docs = sub.add_parser("docs", help="regenerate docs/reference from the option schema",
-                          add_help=False)
+    docs = sub.add_parser(
+        "docs", help="regenerate docs/reference from the option schema", add_help=False
+    )
     docs.add_argument("rest", nargs=argparse.REMAINDER)
     docs.set_defaults(func=lambda a: _delegate("docs", a.rest))
-    mirrors = sub.add_parser("update-mirrors", help="fetch every watched repository's mirror",
-                             add_help=False)
+    mirrors = sub.add_parser(
+        "update-mirrors", help="fetch every watched repository's mirror", add_help=False
+    )
     mirrors.add_argument("rest", nargs=argparse.REMAINDER)
     mirrors.set_defaults(func=lambda a: update_mirrors_main(a.rest))
     return parser
@@ -137,6 +160,7 @@ def _delegate(module: str, argv: list[str]) -> int:
 DELEGATED = {
     "demo": lambda rest: _delegate("demo", rest),
     "docs": lambda rest: _delegate("docs", rest),
+    "init": lambda rest: _delegate("init", rest),
     "update-mirrors": lambda rest: update_mirrors_main(rest),
 }
 

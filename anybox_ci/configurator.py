@@ -100,11 +100,25 @@ class AnyboxConfigurator(ConfiguratorBase):
             error(f"anybox-ci: {exc}")
             return
         self.loaded = loaded
+        self._add_matrix_page(config_dict, loaded.matrix)
         for key, values in generated.items():
             if key == "codebaseGenerator":
                 config_dict[key] = values
             else:
                 config_dict.setdefault(key, []).extend(values)
+
+    @staticmethod
+    def _add_matrix_page(config_dict: dict[str, Any], matrix: Matrix) -> None:
+        """The matrix page joins the web UI when the master serves one."""
+        import importlib.util
+
+        www = config_dict.get("www")
+        if not www or importlib.util.find_spec("buildbot_wsgi_dashboards") is None:
+            return
+        from .www.matrix_page import dashboard
+
+        plugins = www.setdefault("plugins", {})
+        plugins.setdefault("wsgi_dashboards", []).append(dashboard(matrix))
 
     def render(self, loaded: Loaded) -> dict[str, Any]:
         from buildbot.plugins import util
@@ -126,7 +140,8 @@ class AnyboxConfigurator(ConfiguratorBase):
 
         config, matrix = loaded.config, loaded.matrix
         bundle = write_bundle(self.basedir / "anybox-ci")
-        env = CellEnv(self.registry, {"ANYBOX_CI_DB": util.Property("testing_db", default="")})
+        testing_db = util.Property("testing_db", default="")
+        env = CellEnv(self.registry, {"ANYBOX_CI_DB": testing_db, "PGDATABASE": testing_db})
         by_buildout: dict[str, list[Cell]] = {}
         for cell in matrix.cells:
             by_buildout.setdefault(cell.buildout, []).append(cell)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-
 from . import localrun
 from .pgcluster import Cluster, ensure_binaries
 
@@ -38,10 +37,16 @@ def _majors(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anybox-ci demo", description=__doc__)
-    parser.add_argument("--pg", type=_majors, default=[15], metavar="MAJORS",
-                        help="PostgreSQL majors to run, comma separated (default: 15)")
-    parser.add_argument("--serve", action="store_true",
-                        help="keep the web UI up after the builds, until Ctrl-C")
+    parser.add_argument(
+        "--pg",
+        type=_majors,
+        default=[15],
+        metavar="MAJORS",
+        help="PostgreSQL majors to run, comma separated (default: 15)",
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="keep the web UI up after the builds, until Ctrl-C"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the demo folder")
     parser.add_argument("--timeout", type=int, default=900, help="seconds for all builds")
     return parser
@@ -68,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
         repos = {n: localrun.make_sample_repo(n, root / "repos") for n in localrun.SAMPLE_NAMES}
         password = secrets.token_urlsafe(16)
         caps = "\n".join(f"    {localrun.offer_line(c)}" for c in clusters.values())
-        workers = f"[local]\npassword = secret:worker-local\ncapability =\n{caps}\n" \
-                  "    wkhtmltopdf 0.12.6\n"
+        workers = (
+            f"[local]\npassword = secret:worker-local\ncapability =\n{caps}\n"
+            "    wkhtmltopdf 0.12.6\n"
+        )
         master = localrun.Master(root / "master")
         _say(f"[demo] creating master in {master.basedir}")
-        master.create(localrun.sample_manifest(repos), workers,
-                      secrets={"worker-local": password})
+        master.create(localrun.sample_manifest(repos), workers, secrets={"worker-local": password})
         master.start()
         stack.callback(master.stop)
         worker = localrun.WorkerProcess(root / "worker", "local", password, master.pb_port)
@@ -87,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
         def progress() -> None:
             for build in master.builds():
-                name = next((n for n, i in master.builder_ids().items()
-                             if i == build["builderid"]), "?")
+                name = next(
+                    (n for n, i in master.builder_ids().items() if i == build["builderid"]), "?"
+                )
                 state = build["state_string"]
                 if states.get(name) != state:
                     states[name] = state
@@ -134,5 +141,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"anybox-ci demo: error: {exc}", file=sys.stderr)
         return 1
-
-

@@ -23,8 +23,16 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = REPO_ROOT / "buildouts" / "samples"
-RESULTS = {0: "SUCCESS", 1: "WARNINGS", 2: "FAILURE", 3: "SKIPPED", 4: "EXCEPTION",
-           5: "RETRY", 6: "CANCELLED", None: "RUNNING"}
+RESULTS = {
+    0: "SUCCESS",
+    1: "WARNINGS",
+    2: "FAILURE",
+    3: "SKIPPED",
+    4: "EXCEPTION",
+    5: "RETRY",
+    6: "CANCELLED",
+    None: "RUNNING",
+}
 
 
 def free_port() -> int:
@@ -51,8 +59,13 @@ def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="dev@example.com",
-               GIT_COMMITTER_NAME="Dev", GIT_COMMITTER_EMAIL="dev@example.com")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="Dev",
+        GIT_AUTHOR_EMAIL="dev@example.com",
+        GIT_COMMITTER_NAME="Dev",
+        GIT_COMMITTER_EMAIL="dev@example.com",
+    )
     return _run(["git", *args], cwd=cwd, env=env).stdout.strip()
 
 
@@ -60,8 +73,11 @@ def make_sample_repo(name: str, dest: Path, branch: str = "main") -> Path:
     """A git repository holding ``buildouts/samples/NAME`` plus the fake-odoo egg."""
     repo = dest / name
     shutil.copytree(SAMPLES / name, repo)
-    shutil.copytree(SAMPLES / "fake-odoo", repo / "fake-odoo",
-                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    shutil.copytree(
+        SAMPLES / "fake-odoo",
+        repo / "fake-odoo",
+        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"),
+    )
     git(repo, "init", "-q", "-b", branch)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", f"{name}: initial buildout")
@@ -98,14 +114,20 @@ class Master:
                 path.chmod(0o600)
 
     def _env(self) -> dict[str, str]:
-        return dict(self.env,
-                    ANYBOX_CI_WWW_PORT=f"tcp:{self.www_port}:interface=127.0.0.1",
-                    ANYBOX_CI_PB_PORT=f"tcp:{self.pb_port}:interface=127.0.0.1",
-                    ANYBOX_CI_URL=self.url)
+        return dict(
+            self.env,
+            ANYBOX_CI_WWW_PORT=f"tcp:{self.www_port}:interface=127.0.0.1",
+            ANYBOX_CI_PB_PORT=f"tcp:{self.pb_port}:interface=127.0.0.1",
+            ANYBOX_CI_URL=self.url,
+        )
 
     def start(self) -> None:
-        proc = subprocess.run([_bin("buildbot"), "start", str(self.basedir)], env=self._env(),
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [_bin("buildbot"), "start", str(self.basedir)],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"master did not start: {self.log_tail()}")
 
@@ -114,8 +136,12 @@ class Master:
 
     def stop(self) -> None:
         if (self.basedir / "twistd.pid").exists():
-            subprocess.run([_bin("buildbot"), "stop", str(self.basedir)], env=self._env(),
-                           capture_output=True, text=True)
+            subprocess.run(
+                [_bin("buildbot"), "stop", str(self.basedir)],
+                env=self._env(),
+                capture_output=True,
+                text=True,
+            )
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.basedir / "twistd.log"
@@ -130,10 +156,12 @@ class Master:
             return json.load(r)
 
     def rpc(self, path: str, method: str, **params: Any) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "method": method, "id": 1,
-                           "params": params}).encode()
-        request = urllib.request.Request(self.url + "api/v2/" + path.lstrip("/"), data=body,
-                                         headers={"Content-Type": "application/json"})
+        body = json.dumps({"jsonrpc": "2.0", "method": method, "id": 1, "params": params}).encode()
+        request = urllib.request.Request(
+            self.url + "api/v2/" + path.lstrip("/"),
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as r:
             answer = json.load(r)
         if "error" in answer:
@@ -142,8 +170,9 @@ class Master:
 
     def force(self, builder: str, scheduler: str = "force", **params: Any) -> int:
         builderid = self.builder_ids()[builder]
-        result = self.rpc(f"forceschedulers/{scheduler}", "force",
-                          builderid=str(builderid), **params)
+        result = self.rpc(
+            f"forceschedulers/{scheduler}", "force", builderid=str(builderid), **params
+        )
         return int(result[0])
 
     def builder_ids(self) -> dict[str, int]:
@@ -157,8 +186,13 @@ class Master:
         path = f"builders/{self.builder_ids()[builder]}/builds" if builder else "builds"
         return list(self.get(path + "?property=*")["builds"])
 
-    def wait(self, predicate: Callable[[], bool], timeout: float, what: str,
-             progress: Callable[[], None] | None = None) -> None:
+    def wait(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float,
+        what: str,
+        progress: Callable[[], None] | None = None,
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -169,14 +203,18 @@ class Master:
             if progress:
                 progress()
             time.sleep(0.5)
-        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}\n"
-                           f"{self.log_tail()}")
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}\n{self.log_tail()}")
 
-    def wait_buildsets(self, bsids: Iterable[int], timeout: float,
-                       progress: Callable[[], None] | None = None) -> None:
+    def wait_buildsets(
+        self, bsids: Iterable[int], timeout: float, progress: Callable[[], None] | None = None
+    ) -> None:
         ids = list(bsids)
-        self.wait(lambda: all(self.get(f"buildsets/{i}")["buildsets"][0]["complete"]
-                              for i in ids), timeout, f"buildsets {ids}", progress)
+        self.wait(
+            lambda: all(self.get(f"buildsets/{i}")["buildsets"][0]["complete"] for i in ids),
+            timeout,
+            f"buildsets {ids}",
+            progress,
+        )
 
     def steps(self, buildid: int) -> list[dict[str, Any]]:
         return list(self.get(f"builds/{buildid}/steps")["steps"])
@@ -200,19 +238,34 @@ class WorkerProcess:
 
     def start(self) -> None:
         # the password goes into buildbot.tac, never into a command line
-        _run([_bin("buildbot-worker"), "create-worker", "-q", "--umask=0o22",
-              str(self.basedir), f"127.0.0.1:{self.master_port}", self.name, "placeholder"],
-             env=self.env)
+        _run(
+            [
+                _bin("buildbot-worker"),
+                "create-worker",
+                "-q",
+                "--umask=0o22",
+                str(self.basedir),
+                f"127.0.0.1:{self.master_port}",
+                self.name,
+                "placeholder",
+            ],
+            env=self.env,
+        )
         tac = self.basedir / "buildbot.tac"
-        tac.write_text(tac.read_text().replace("passwd = 'placeholder'",
-                                               f"passwd = {self.password!r}"))
+        tac.write_text(
+            tac.read_text().replace("passwd = 'placeholder'", f"passwd = {self.password!r}")
+        )
         tac.chmod(0o600)
         _run([_bin("buildbot-worker"), "start", str(self.basedir)], env=self.env)
 
     def stop(self) -> None:
         if (self.basedir / "twistd.pid").exists():
-            subprocess.run([_bin("buildbot-worker"), "stop", str(self.basedir)],
-                           env=self.env, capture_output=True, text=True)
+            subprocess.run(
+                [_bin("buildbot-worker"), "stop", str(self.basedir)],
+                env=self.env,
+                capture_output=True,
+                text=True,
+            )
 
 
 SAMPLE_NAMES = ("passing", "failing", "restricted")
@@ -241,15 +294,15 @@ post-buildout-steps = install-modules-test
 odoo-addons = sample
 
 [passing]
-buildout = git file://{repos['passing']} main buildout.cfg
+buildout = git file://{repos["passing"]} main buildout.cfg
 build-category = demo
 
 [failing]
-buildout = git file://{repos['failing']} main buildout.cfg
+buildout = git file://{repos["failing"]} main buildout.cfg
 build-category = demo
 
 [restricted]
-buildout = git file://{repos['restricted']} main buildout.cfg
+buildout = git file://{repos["restricted"]} main buildout.cfg
 build-category = demo
 build-requires = wkhtmltopdf
 """

@@ -41,11 +41,14 @@ def main() -> int:
         root = Path(tmp)
         cluster = Cluster(ensure_binaries(15), root / "pg").start()
         repo = localrun.make_sample_repo("passing", root / "repos")
-        manifest = localrun.sample_manifest({"passing": repo, "failing": repo, "restricted": repo},
-                                            build_for="postgresql == 15")
+        manifest = localrun.sample_manifest(
+            {"passing": repo, "failing": repo, "restricted": repo}, build_for="postgresql == 15"
+        )
         manifest = manifest.split("[failing]")[0]
-        workers = f"[bench]\npassword = secret:worker-bench\ncapability =\n    " \
-                  f"{localrun.offer_line(cluster)}\n"
+        workers = (
+            f"[bench]\npassword = secret:worker-bench\ncapability =\n    "
+            f"{localrun.offer_line(cluster)}\n"
+        )
         master = localrun.Master(root / "master")
         master.create(manifest, workers, secrets={"worker-bench": "bench-pw"})
         worker = localrun.WorkerProcess(root / "worker", "bench", "bench-pw", master.pb_port)
@@ -62,8 +65,11 @@ def main() -> int:
                     return 1
                 results.append(_timings(master, build))
                 label = "cold" if run == 0 else f"warm {run}"
-                print(f"{label:>7}: total {results[-1][0]:6.2f}s  "
-                      f"buildout+tests {results[-1][1]:6.2f}s", flush=True)
+                print(
+                    f"{label:>7}: total {results[-1][0]:6.2f}s  "
+                    f"buildout+tests {results[-1][1]:6.2f}s",
+                    flush=True,
+                )
         finally:
             worker.stop()
             master.stop()
