@@ -91,12 +91,16 @@ def run(args: argparse.Namespace) -> int:
         bsids = [master.force(name) for name in builders]
         states: dict[str, str] = {}
 
+        ids = {i: n for n, i in master.builder_ids().items()}
+
         def progress() -> None:
             for build in master.builds():
-                name = next(
-                    (n for n, i in master.builder_ids().items() if i == build["builderid"]), "?"
-                )
+                name = ids.get(build["builderid"], "?")
                 state = build["state_string"]
+                if not build["complete"]:
+                    steps = master.steps(build["buildid"])
+                    if steps:
+                        state = f"step {steps[-1]['name']}"
                 if states.get(name) != state:
                     states[name] = state
                     _say(f"[demo] {name}: {state}")
