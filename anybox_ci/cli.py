@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hooks(function: str, argv: list[str]) -> int:
+    from . import hooks
+
+    return int(getattr(hooks, function)(argv))
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     """Subcommands with their own parsers live in their own modules."""
     import importlib
@@ -161,6 +167,8 @@ DELEGATED = {
     "demo": lambda rest: _delegate("demo", rest),
     "docs": lambda rest: _delegate("docs", rest),
     "init": lambda rest: _delegate("init", rest),
+    "install-hooks": lambda rest: _hooks("install_hooks_main", rest),
+    "notify-push": lambda rest: _hooks("notify_push_main", rest),
     "update-mirrors": lambda rest: update_mirrors_main(rest),
 }
 

@@ -13,7 +13,7 @@ broken manifest is refused and the running configuration stays.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from twisted.python import log
 
 from .capabilities import CapabilityRegistry, CapabilitySpec
 from .diagnostics import Diagnostics
-from .model import Buildout, Config, WorkerDef, load_config, master_paths
+from .model import Buildout, Config, Watch, WorkerDef, load_config, master_paths
 from .plan import Cell, Matrix, plan
 from .render.stepsets import DEFAULT_STEP_SETS, StepSets
 
@@ -32,6 +32,16 @@ class Loaded:
     config: Config
     matrix: Matrix
     diagnostics: Diagnostics
+    #: auto-watch: buildout -> codebase -> how to pin that discovered source
+    pins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def watches(self) -> list[Watch]:
+        """Every watched (repository, branch), each once, in manifest order."""
+        result: list[Watch] = []
+        for buildout in self.config.buildouts:
+            result += [w for w in buildout.all_watches if w not in result]
+        return result
 
 
 class AnyboxConfigurator(ConfiguratorBase):
@@ -43,8 +53,14 @@ class AnyboxConfigurator(ConfiguratorBase):
                     plus ``workers.d/*.cfg``.
     :param capabilities: extra or replacement :class:`CapabilitySpec` by name.
     :param step_sets: a :class:`StepSets` registry; default the standard one.
-    :param change_source: ``"poll"`` for pollers, ``"hook"`` for mirrors and hooks only.
+    :param change_source: ``"auto"``: change hooks when ``hook_users`` exists (plus pollers
+        for the buildouts that say ``poll = true``), pollers for everything otherwise;
+        ``"poll"`` or ``"hook"`` to force one mode.
     :param poll_interval: seconds between polls.
+    :param hook_users: file of ``user:password`` lines allowed to post changes, relative
+        to ``basedir``; ``update-mirrors`` and the push hooks use one of them.
+    :param forge_hooks: extra Buildbot change-hook dialects, e.g.
+        ``{"github": {"secret": util.Secret("github-hook")}}`` (Gitea speaks github's).
     """
 
     def __init__(
@@ -54,11 +70,15 @@ class AnyboxConfigurator(ConfiguratorBase):
         workers: Iterable[str | Path] | None = None,
         capabilities: Mapping[str, CapabilitySpec] | None = None,
         step_sets: StepSets | None = None,
-        change_source: str = "poll",
+        change_source: str = "auto",
         poll_interval: int = 60,
+        hook_users: str | Path = "secrets/change-hook-users",
+        forge_hooks: Mapping[str, dict[str, Any]] | None = None,
     ):
-        if change_source not in ("poll", "hook"):
-            raise ValueError(f"change_source must be 'poll' or 'hook', not {change_source!r}")
+        if change_source not in ("auto", "poll", "hook"):
+            raise ValueError(
+                f"change_source must be 'auto', 'poll' or 'hook', not {change_source!r}"
+            )
         self.basedir = Path(basedir).resolve()
         self.manifests = list(manifests) if manifests is not None else None
         self.workers = list(workers) if workers is not None else None
@@ -66,6 +86,8 @@ class AnyboxConfigurator(ConfiguratorBase):
         self.step_sets = step_sets or DEFAULT_STEP_SETS
         self.change_source = change_source
         self.poll_interval = poll_interval
+        self.hook_users = self.basedir / hook_users
+        self.forge_hooks = dict(forge_hooks or {})
         self.loaded: Loaded | None = None
         super().__init__()
 
@@ -76,8 +98,33 @@ class AnyboxConfigurator(ConfiguratorBase):
         diags = Diagnostics()
         manifest_paths, worker_paths = master_paths(self.basedir, self.manifests, self.workers)
         config = load_config(manifest_paths, worker_paths, diags, self.step_sets.names())
+        config, pins = self._with_discovered(config, diags)
         matrix = plan(config.buildouts, config.workers, self.registry)
-        return Loaded(config, matrix, diags)
+        return Loaded(config, matrix, diags, pins)
+
+    def _with_discovered(
+        self, config: Config, diags: Diagnostics
+    ) -> tuple[Config, dict[str, dict[str, Any]]]:
+        """Add the sources that builds discovered to auto-watch buildouts."""
+        from .render.autowatch import pins_by_codebase, read_discovered, watch_file
+
+        buildouts, pins = [], {}
+        for buildout in config.buildouts:
+            if buildout.opt("auto-watch"):
+                found = read_discovered(
+                    watch_file(self.basedir, buildout.name), diags, buildout.name
+                )
+                extra = tuple(w for w, _ in found if w not in buildout.all_watches)
+                buildout = replace(buildout, watches=buildout.watches + extra)
+                pins[buildout.name] = pins_by_codebase(found)
+            buildouts.append(buildout)
+        return replace(config, buildouts=tuple(buildouts)), pins
+
+    @property
+    def hook_mode(self) -> bool:
+        if self.change_source == "auto":
+            return self.hook_users.exists()
+        return self.change_source == "hook"
 
     # -------------------------------------------------------------- Buildbot part
 
@@ -101,6 +148,7 @@ class AnyboxConfigurator(ConfiguratorBase):
             return
         self.loaded = loaded
         self._add_matrix_page(config_dict, loaded.matrix)
+        self._add_change_hooks(config_dict, loaded)
         for key, values in generated.items():
             if key == "codebaseGenerator":
                 config_dict[key] = values
@@ -120,9 +168,31 @@ class AnyboxConfigurator(ConfiguratorBase):
         plugins = www.setdefault("plugins", {})
         plugins.setdefault("wsgi_dashboards", []).append(dashboard(matrix))
 
+    def _add_change_hooks(self, config_dict: dict[str, Any], loaded: Loaded) -> None:
+        """The authenticated ``anybox`` change hook, and the repositories it accepts."""
+        from .www.change_hook import KNOWN_REPOSITORIES
+
+        known: dict[str, set[str]] = {}
+        for w in loaded.watches:
+            known.setdefault(w.url, set()).add(w.branch)
+        KNOWN_REPOSITORIES.set(known)
+        if not (self.hook_mode or self.forge_hooks) or "www" not in config_dict:
+            return
+        www = config_dict["www"]
+        dialects = www.setdefault("change_hook_dialects", {})
+        if self.hook_mode:
+            dialects.setdefault("anybox", {})
+        for name, options in self.forge_hooks.items():
+            dialects.setdefault(name, options)
+        if self.hook_users.exists() and "change_hook_auth" not in www:
+            from twisted.cred import strcred
+
+            www["change_hook_auth"] = [strcred.makeChecker(f"file:{self.hook_users}")]
+
     def render(self, loaded: Loaded) -> dict[str, Any]:
         from buildbot.plugins import util
 
+        from .render.autowatch import watch_file
         from .render.buildsteps import (
             CELL_REQUIRES_PROP,
             CELL_VERSIONS_PROP,
@@ -149,13 +219,25 @@ class AnyboxConfigurator(ConfiguratorBase):
         next_worker = priority_next_worker(priorities)
 
         builders, scheds, projects = [], [], []
-        all_watches = []
+        all_watches = loaded.watches
+        polled: list[Watch] = []
         for buildout in config.buildouts:
             cells = by_buildout.get(buildout.name, [])
             if not cells:
                 continue
+            watch_target = None
+            if buildout.opt("auto-watch"):
+                watch_target = watch_file(self.basedir, buildout.name)
+                watch_target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                factory = make_factory(buildout, self.step_sets, env, bundle)
+                factory = make_factory(
+                    buildout,
+                    self.step_sets,
+                    env,
+                    bundle,
+                    watch_target,
+                    loaded.pins.get(buildout.name),
+                )
             except ValueError as exc:
                 raise ValueError(
                     f"{buildout.manifest}:{buildout.line}: [{buildout.name}] {exc}"
@@ -171,9 +253,8 @@ class AnyboxConfigurator(ConfiguratorBase):
                 )
             names = [c.name for c in cells]
             scheds += buildout_schedulers(buildout, names)
-            for w in buildout.all_watches:
-                if w not in all_watches:
-                    all_watches.append(w)
+            if not self.hook_mode or buildout.opt("poll"):
+                polled += [w for w in buildout.all_watches if w not in polled]
         generated: dict[str, Any] = {
             "workers": [self._worker(w) for w in config.workers],
             "builders": builders,
@@ -184,8 +265,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         if builders:
             scheds.append(force_scheduler([b.name for b in builders], all_watches))
             generated["codebaseGenerator"] = CodebaseGenerator(all_watches)
-        if self.change_source == "poll":
-            generated["change_source"] = pollers(all_watches, self.poll_interval)
+        generated["change_source"] = pollers(polled, self.poll_interval)
         return generated
 
     def _builder(

@@ -8,6 +8,7 @@ without ``%`` interpolation, which buildout-style values (``${part:opt}``) would
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ _OPTION_RE = re.compile(r"^(?P<key>[^=:\s][^=:]*?)\s*[=:]\s*(?P<value>.*)$")
 class Value:
     text: str
     line: int
+    #: the line number of each line of ``text`` (continuation lines included)
+    lines: tuple[int, ...] = ()
 
 
 @dataclass
@@ -47,14 +50,20 @@ def parse_ini(text: str, path: str, diags: Diagnostics) -> IniFile:
     sections: dict[str, Section] = {}
     current: Section | None = None
     last_key: str | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    # Universal newlines only, as files and configparser count lines: str.splitlines()
+    # would also split on form feeds and other separators, shifting every line number.
+    for lineno, line in enumerate(io.StringIO(text, newline=None), start=1):
+        raw = line.rstrip("\n")
         stripped = raw.strip()
         if not stripped or stripped[0] in "#;":
             continue
         if raw[0] in " \t" and current is not None and last_key is not None:
             old = current.options[last_key]
-            joined = f"{old.text}\n{stripped}" if old.text else stripped
-            current.options[last_key] = Value(joined, old.line)
+            if old.text:
+                joined, lines = f"{old.text}\n{stripped}", (*old.lines, lineno)
+            else:
+                joined, lines = stripped, (lineno,)
+            current.options[last_key] = Value(joined, old.line, lines)
             continue
         match = _SECTION_RE.match(stripped)
         if match and raw[0] not in " \t":
@@ -101,7 +110,7 @@ def parse_ini(text: str, path: str, diags: Diagnostics) -> IniFile:
                 key,
                 f"option given twice (first at line {current.options[key].line})",
             )
-        current.options[key] = Value(match.group("value").strip(), lineno)
+        current.options[key] = Value(match.group("value").strip(), lineno, (lineno,))
         last_key = key
     return IniFile(path, sections, defaults)
 

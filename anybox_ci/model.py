@@ -17,7 +17,7 @@ from typing import Any
 
 from .diagnostics import Diagnostics, did_you_mean
 from .inifile import IniFile, Section, Value, read_ini
-from .schema import MANIFEST_OPTIONS, WORKER_OPTIONS, Option
+from .schema import DEPRECATED_STEP_SETS, MANIFEST_OPTIONS, WORKER_OPTIONS, Option
 from .versions import Version, VersionFilter
 
 VCS_TYPES = ("git", "hg", "bzr")
@@ -25,6 +25,10 @@ SOURCE_TYPES = ("standalone", "git", "hg", "bzr", "gittag", "hgtag", "archive")
 SECRET_PREFIX = "secret:"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+#: Buildbot's own rule for worker names (``buildbot.util.identifiers.ident_re``)
+_WORKER_NAME_RE = re.compile("^[a-zA-Z\u00a0-\U0010ffff_-][a-zA-Z0-9\u00a0-\U0010ffff_-]*$")
+_RESERVED_WORKER_NAMES = ("debug", "change", "status")
+_MAX_WORKER_NAME = 50
 _BRANCH_BAD_RE = re.compile(r"(\.\.|@\{|[\x00-\x20~^:?*\[\\]|//|\.lock$|^/|/$|^-|\.$)")
 
 
@@ -177,11 +181,19 @@ class _Raw:
     text: str
     path: str
     line: int
+    lines: tuple[int, ...] = ()
+
+    def line_of(self, text: str) -> int:
+        """The line where ``text``, one line of a multi-line value, was written."""
+        for number, line in zip(self.lines, self.text.split("\n"), strict=False):
+            if line.strip() == text.strip():
+                return number
+        return self.line
 
 
 def _raw_options(section: Section, defaults: Section) -> dict[str, _Raw]:
-    raw = {k: _Raw(v.text, defaults.path, v.line) for k, v in defaults.options.items()}
-    raw.update({k: _Raw(v.text, section.path, v.line) for k, v in section.options.items()})
+    raw = {k: _Raw(v.text, defaults.path, v.line, v.lines) for k, v in defaults.options.items()}
+    raw.update({k: _Raw(v.text, section.path, v.line, v.lines) for k, v in section.options.items()})
     return raw
 
 
@@ -191,7 +203,15 @@ def _parse_value(
     try:
         return True, opt.kind.parse(raw.text)
     except ValueError as exc:
-        diags.error(raw.path, raw.line, section, key, str(exc))
+        line = raw.line
+        # in a multi-line value, point at the first line that is wrong on its own
+        for number, text in zip(raw.lines, raw.text.split("\n"), strict=False):
+            try:
+                opt.kind.parse(text)
+            except ValueError:
+                line = number
+                break
+        diags.error(raw.path, line, section, key, str(exc))
         return False, None
 
 
@@ -289,8 +309,13 @@ def parse_source(text: str, manifest_dir: Path) -> BuildoutSource:
     if branch and (why := check_branch(branch)):
         raise ValueError(why)
     if kind == "standalone":
-        path = (manifest_dir / args["FILE"]).resolve()
-        if not path.is_file():
+        try:
+            path = (manifest_dir / args["FILE"]).resolve()
+            found = path.is_file()
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(f"cannot use buildout file {args['FILE']!r}: {reason}") from None
+        if not found:
             raise ValueError(f"buildout file {args['FILE']!r} not found in {manifest_dir}")
         return BuildoutSource(kind, path.name, path=path)
     return BuildoutSource(kind, args["FILE"], url=args["URL"], branch=branch, subdir=subdir)
@@ -438,10 +463,10 @@ def _make_buildout(
         diags.warning(path, line, name, "", "no 'buildout' option: section ignored")
         return None
     ok, values, _ = _resolve(raw, MANIFEST_OPTIONS, _MANIFEST_NAMES, name, diags)
-    manifest_dir = Path(entry.ini.path).parent
     src_raw = raw["buildout"]
     try:
-        source = parse_source(src_raw.text, manifest_dir)
+        # relative to the manifest where the value is written, even when inherited
+        source = parse_source(src_raw.text, Path(src_raw.path).parent)
     except ValueError as exc:
         diags.error(src_raw.path, src_raw.line, name, "buildout", str(exc))
         return None
@@ -451,15 +476,24 @@ def _make_buildout(
             watches.append(parse_watch(text))
         except ValueError as exc:
             where = raw.get("watch") or src_raw
-            diags.error(where.path, where.line, name, "watch", str(exc))
+            diags.error(where.path, where.line_of(text), name, "watch", str(exc))
             ok = False
     for option, known in step_sets.items():
         for step_name in values.get(option, ()):
+            where = raw.get(option) or _Raw("", path, line)
+            if step_name in known and step_name in DEPRECATED_STEP_SETS:
+                diags.warning(
+                    where.path,
+                    where.line_of(step_name),
+                    name,
+                    option,
+                    f"deprecated step set name {step_name!r}, "
+                    f"use {DEPRECATED_STEP_SETS[step_name]!r}",
+                )
             if step_name not in known:
-                where = raw.get(option) or _Raw("", path, line)
                 diags.error(
                     where.path,
-                    where.line,
+                    where.line_of(step_name),
                     name,
                     option,
                     f"unknown step set {step_name!r}" + did_you_mean(step_name, known),
@@ -533,8 +567,15 @@ def load_workers(paths: Sequence[Path], diags: Diagnostics) -> tuple[WorkerDef, 
 
 def _make_worker(section: Section, ini: IniFile, diags: Diagnostics) -> WorkerDef | None:
     name, path = section.name, ini.path
-    if not _NAME_RE.match(name):
-        diags.error(path, section.line, name, "", "invalid worker name")
+    why = ""
+    if not _WORKER_NAME_RE.match(name):
+        why = "invalid worker name: use letters, digits, '_' and '-', not starting with a digit"
+    elif name in _RESERVED_WORKER_NAMES:
+        why = "worker name reserved by Buildbot"
+    elif len(name) > _MAX_WORKER_NAME:
+        why = f"worker name longer than {_MAX_WORKER_NAME} characters"
+    if why:
+        diags.error(path, section.line, name, "", why)
         return None
     raw = _raw_options(section, ini.defaults)
     ok, values, unknown = _resolve(raw, WORKER_OPTIONS, _WORKER_NAMES, name, diags, unknown_ok=True)
@@ -555,6 +596,12 @@ def _make_worker(section: Section, ini: IniFile, diags: Diagnostics) -> WorkerDe
         password = Password()
     elif password_text.startswith(SECRET_PREFIX):
         password = Password(secret=password_text[len(SECRET_PREFIX) :].strip())
+        if not password.secret:
+            where = raw.get("password") or raw["passwd"]
+            diags.error(
+                where.path, where.line, name, "password", "missing secret name after 'secret:'"
+            )
+            ok = False
     else:
         where = raw.get("password") or raw["passwd"]
         diags.warning(
@@ -572,7 +619,9 @@ def _make_worker(section: Section, ini: IniFile, diags: Diagnostics) -> WorkerDe
             offers.append(parse_offer(line))
         except ValueError as exc:
             assert cap_raw is not None
-            diags.error(cap_raw.path, cap_raw.line, name, "capability", f"{exc} in {line!r}")
+            diags.error(
+                cap_raw.path, cap_raw.line_of(line), name, "capability", f"{exc} in {line!r}"
+            )
             ok = False
     if not ok:
         return None

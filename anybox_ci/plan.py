@@ -58,8 +58,9 @@ class Matrix:
                 }
                 for c in self.cells
             ],
+            # exactly the contract's keys: a cell's name leads its reason
             "unmatched": [
-                {"buildout": u.buildout, "reason": u.reason} | ({"cell": u.cell} if u.cell else {})
+                {"buildout": u.buildout, "reason": f"{u.cell}: {u.reason}" if u.cell else u.reason}
                 for u in self.unmatched
             ],
         }
@@ -89,6 +90,10 @@ def _rejection(worker: WorkerDef, buildout: Buildout) -> str | None:
     return None
 
 
+def _spelling(version: Version) -> tuple[int, str]:
+    return len(str(version)), str(version)
+
+
 def _summarise(reasons: Sequence[str]) -> str:
     shown = "; ".join(reasons[:_MAX_REASONS])
     if len(reasons) > _MAX_REASONS:
@@ -100,9 +105,47 @@ def _ordered(workers: Sequence[WorkerDef]) -> tuple[str, ...]:
     return tuple(w.name for w in sorted(workers, key=lambda w: (-w.priority, w.name)))
 
 
-def plan_buildout(
+@dataclass(frozen=True)
+class _Combo:
+    """One cell of a requirement shape, before it gets a buildout's name."""
+
+    pairs: tuple[tuple[str, Version], ...]
+    suffix: str
+    #: candidate workers in order; empty when no single worker offers the combo
+    runners: tuple[str, ...]
+    wanted: str
+    version_props: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What planning depends on: a buildout's ``build-requires`` and ``build-for`` lines.
+
+    Buildouts sharing these lines (typically through ``[DEFAULT]``) share one shape, so
+    the matching of workers is done once per shape, not once per buildout.
+    """
+
+    #: the reason of a buildout-level unmatched entry, or "" when there are cells
+    unmatched: str
+    eligible: tuple[str, ...]
+    combos: tuple[_Combo, ...]
+
+
+#: the text of the requirement lines: equal texts give equal shapes, messages included
+_ShapeKey = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _shape_key(buildout: Buildout) -> _ShapeKey:
+    return (
+        tuple(str(r) for r in buildout.build_requires),
+        tuple(str(r) for r in buildout.build_for),
+    )
+
+
+def _plan_shape(
     buildout: Buildout, workers: Sequence[WorkerDef], registry: CapabilityRegistry
-) -> tuple[list[Cell], list[Unmatched]]:
+) -> _Shape:
+    build_for = buildout.build_for
     eligible: list[WorkerDef] = []
     reasons: list[str] = []
     for worker in workers:
@@ -112,21 +155,27 @@ def plan_buildout(
         else:
             reasons.append(why)
     if not eligible:
-        reason = "no worker" if not workers else "no eligible worker: " + _summarise(reasons)
-        return [], [Unmatched(buildout.name, "", reason)]
-
-    base_props: dict[str, Any] = {
-        "buildout": buildout.name,
-        "build_requires": [str(r) for r in buildout.build_requires],
-    }
-    if not buildout.build_for:
-        return [
-            Cell(buildout.name, buildout.name, (), _ordered(eligible), MappingProxyType(base_props))
-        ], []
+        reason = (
+            "no worker" if not workers else "no eligible worker: " + _summarise(sorted(reasons))
+        )
+        return _Shape(reason, (), ())
+    if not build_for:
+        return _Shape("", _ordered(eligible), ())
 
     axes: list[list[Version]] = []
-    for req in buildout.build_for:
-        versions = {v for w in eligible for v in _offers_matching(w, req) if v is not None}
+    #: per build-for line: worker name -> the versions it offers that match
+    offered_by: list[dict[str, set[Version]]] = []
+    for req in build_for:
+        # Equal versions may be spelled differently ("15" and "15.0"): keep the shortest
+        # spelling, so that names do not depend on the order of the workers.
+        versions: dict[Version, Version] = {}
+        per_worker: dict[str, set[Version]] = {}
+        for w in eligible:
+            matching = [v for v in _offers_matching(w, req) if v is not None]
+            per_worker[w.name] = set(matching)
+            for v in matching:
+                if v not in versions or _spelling(v) < _spelling(versions[v]):
+                    versions[v] = v
         if not versions:
             offered = sorted(
                 {
@@ -137,27 +186,69 @@ def plan_buildout(
                 }
             )
             detail = f" (offered: {', '.join(offered)})" if offered else ""
-            return [], [Unmatched(buildout.name, "", f"no eligible worker offers {req}{detail}")]
-        axes.append(sorted(versions))
+            return _Shape(f"no eligible worker offers {req}{detail}", (), ())
+        axes.append(sorted(versions.values()))
+        offered_by.append(per_worker)
 
-    cells: list[Cell] = []
-    unmatched: list[Unmatched] = []
+    combos: list[_Combo] = []
     for combo in itertools.product(*axes):
-        pairs = tuple((req.capability, v) for req, v in zip(buildout.build_for, combo, strict=True))
-        name = buildout.name + "".join(f"-{registry.get(cap).abbrev}{v}" for cap, v in pairs)
+        pairs = tuple((req.capability, v) for req, v in zip(build_for, combo, strict=True))
         runners = [
             w
             for w in eligible
-            if all(any(o.version == v for o in w.offered(cap)) for cap, v in pairs)
+            if all(v in per_worker[w.name] for v, per_worker in zip(combo, offered_by, strict=True))
         ]
-        if not runners:
-            wanted = " and ".join(f"{cap} {v}" for cap, v in pairs)
-            unmatched.append(Unmatched(buildout.name, name, f"no single worker offers {wanted}"))
+        combos.append(
+            _Combo(
+                pairs=pairs,
+                suffix="".join(f"-{registry.get(cap).abbrev}{v}" for cap, v in pairs),
+                runners=_ordered(runners),
+                wanted=" and ".join(f"{cap} {v}" for cap, v in pairs),
+                version_props=tuple((registry.get(cap).version_prop, str(v)) for cap, v in pairs),
+            )
+        )
+    return _Shape("", _ordered(eligible), tuple(combos))
+
+
+def plan_buildout(
+    buildout: Buildout,
+    workers: Sequence[WorkerDef],
+    registry: CapabilityRegistry,
+    shapes: dict[_ShapeKey, _Shape] | None = None,
+) -> tuple[list[Cell], list[Unmatched]]:
+    """The cells of one buildout; ``shapes`` caches the worker matching across buildouts."""
+    shape: _Shape | None
+    if shapes is None:
+        shape = _plan_shape(buildout, workers, registry)
+    else:
+        key = _shape_key(buildout)
+        shape = shapes.get(key)
+        if shape is None:
+            shape = shapes[key] = _plan_shape(buildout, workers, registry)
+    if shape.unmatched:
+        return [], [Unmatched(buildout.name, "", shape.unmatched)]
+
+    base_props: dict[str, Any] = {
+        "buildout": buildout.name,
+        "build_requires": sorted(str(r) for r in buildout.build_requires),
+    }
+    if not shape.combos:
+        return [
+            Cell(buildout.name, buildout.name, (), shape.eligible, MappingProxyType(base_props))
+        ], []
+
+    cells: list[Cell] = []
+    unmatched: list[Unmatched] = []
+    for combo in shape.combos:
+        name = buildout.name + combo.suffix
+        if not combo.runners:
+            unmatched.append(
+                Unmatched(buildout.name, name, f"no single worker offers {combo.wanted}")
+            )
             continue
         props = dict(base_props)
-        for cap, v in pairs:
-            props[registry.get(cap).version_prop] = str(v)
-        cells.append(Cell(name, buildout.name, pairs, _ordered(runners), MappingProxyType(props)))
+        props.update(combo.version_props)
+        cells.append(Cell(name, buildout.name, combo.pairs, combo.runners, MappingProxyType(props)))
     return cells, unmatched
 
 
@@ -169,8 +260,9 @@ def plan(
     registry = registry or CapabilityRegistry()
     cells: list[Cell] = []
     unmatched: list[Unmatched] = []
+    shapes: dict[_ShapeKey, _Shape] = {}
     for buildout in buildouts:
-        c, u = plan_buildout(buildout, workers, registry)
+        c, u = plan_buildout(buildout, workers, registry, shapes)
         cells += c
         unmatched += u
     cells.sort(key=lambda c: c.name)

@@ -17,8 +17,11 @@ reads the buildout config the way zc.buildout merges it (local ``extends`` first
   ``NAME = VCS URL [branch=B] [rev=R] ...``, floating unless ``rev``/``revision`` is set; when
   ``[buildout] auto-checkout`` is set, only those names (``*`` means all) are in use.
 
-Output, sorted and deterministic: ``{"sources": [{"vcs", "url", "branch"}], "errors": [...]}``
-(``branch`` is null for bzr). Problems with the config (missing file, syntax error, remote
+Output, sorted and deterministic:
+``{"sources": [{"vcs", "url", "branch", "pin"}], "errors": [...]}`` (``branch`` is null for
+bzr; ``pin`` tells the master how to pin that source to a revision on the buildout command
+line: a recipe ``section`` and ``target``, or an mr.developer ``section``, ``name`` and
+``line``). Problems with the config (missing file, syntax error, remote
 ``extends``, unreadable lines) become ``errors`` entries and never fail the step: the exit
 status is 0 unless the output file cannot be written.
 """
@@ -219,7 +222,8 @@ def recipe_sources(config: Config, section: str, errors: list[str]) -> list[dict
         if "revision" in opts or target.rstrip("/") in pinned_targets or is_pinned(vcs, revision):
             continue
         branch = None if vcs == "bzr" else revision
-        found.append({"vcs": vcs, "url": url, "branch": branch})
+        pin = {"kind": "recipe", "section": section, "target": target.rstrip("/")}
+        found.append({"vcs": vcs, "url": url, "branch": branch, "pin": pin})
     return found
 
 
@@ -248,7 +252,8 @@ def developer_sources(config: Config, errors: list[str]) -> list[dict[str, str |
         if "rev" in opts or "revision" in opts:
             continue
         branch = None if vcs == "bzr" else opts.get("branch", DEFAULT_BRANCH[vcs])
-        found.append({"vcs": vcs, "url": tokens[1], "branch": branch})
+        pin = {"kind": "developer", "section": section, "name": name, "line": " ".join(tokens)}
+        found.append({"vcs": vcs, "url": tokens[1], "branch": branch, "pin": pin})
     return found
 
 
@@ -265,7 +270,9 @@ def discover(buildout_dir: str | os.PathLike[str], config_name: str) -> dict[str
         if recipe.startswith(RECIPE_PREFIXES):
             sources.extend(recipe_sources(config, section, errors))
     sources.extend(developer_sources(config, errors))
-    unique = {(s["vcs"], s["url"], s["branch"]): s for s in sources}
+    unique: dict[tuple, dict] = {}
+    for source in sources:
+        unique.setdefault((source["vcs"], source["url"], source["branch"]), source)
     ordered = [
         unique[key] for key in sorted(unique, key=lambda k: (k[0] or "", k[1] or "", k[2] or ""))
     ]

@@ -93,6 +93,11 @@ def buildout(tmp_path: Path) -> Path:
     return directory
 
 
+def _plain(sources: list[dict]) -> list[dict]:
+    """The sources without their pinning metadata (tested on its own)."""
+    return [{k: v for k, v in source.items() if k != "pin"} for source in sources]
+
+
 EXPECTED_SOURCES = [
     {"vcs": "bzr", "url": "lp:~anybox/openerp-web/trunk", "branch": None},
     {"vcs": "git", "url": "https://github.com/OCA/web.git", "branch": "16.0"},
@@ -107,7 +112,7 @@ EXPECTED_SOURCES = [
 
 def test_discover(buildout: Path) -> None:
     result = watch.discover(buildout, "buildout.cfg")
-    assert result["sources"] == EXPECTED_SOURCES
+    assert _plain(result["sources"]) == EXPECTED_SOURCES
     assert result["errors"] == ["[sources] svn.tool: vcs 'svn' cannot be watched"]
 
 
@@ -132,7 +137,7 @@ def test_cli_output_is_deterministic(script: Path, buildout: Path, tmp_path: Pat
         outputs.append((tmp_path / name).read_bytes())
     assert outputs[0] == outputs[1]
     data = json.loads(outputs[0])
-    assert data["sources"] == EXPECTED_SOURCES
+    assert _plain(data["sources"]) == EXPECTED_SOURCES
     assert list(data) == ["errors", "sources"]
 
 
@@ -151,9 +156,9 @@ def test_auto_checkout_star_and_absent(tmp_path: Path) -> None:
         {"vcs": "bzr", "url": "lp:b", "branch": None},
         {"vcs": "git", "url": "https://example.com/a.git", "branch": "master"},
     ]
-    assert watch.discover(tmp_path, "star.cfg")["sources"] == expected
-    assert watch.discover(tmp_path, "none.cfg")["sources"] == expected
-    assert watch.discover(tmp_path, "only.cfg")["sources"] == expected[:1]
+    assert _plain(watch.discover(tmp_path, "star.cfg")["sources"]) == expected
+    assert _plain(watch.discover(tmp_path, "none.cfg")["sources"]) == expected
+    assert _plain(watch.discover(tmp_path, "only.cfg")["sources"]) == expected[:1]
 
 
 def test_missing_file_is_not_fatal(script: Path, tmp_path: Path) -> None:
@@ -191,7 +196,9 @@ def test_unparseable_and_remote_extends(script: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(out.read_text())
-    assert data["sources"] == [{"vcs": "bzr", "url": "lp:openobject-addons/7.0", "branch": None}]
+    assert _plain(data["sources"]) == [
+        {"vcs": "bzr", "url": "lp:openobject-addons/7.0", "branch": None}
+    ]
     errors = data["errors"]
     assert len(errors) == 3
     assert any("broken.cfg: cannot parse" in e for e in errors)
@@ -205,7 +212,9 @@ def test_extends_cycle(tmp_path: Path) -> None:
         tmp_path / "b.cfg", "[buildout]\nextends = a.cfg\n[sources]\nx = git https://e.com/x.git\n"
     )
     result = watch.discover(tmp_path, "a.cfg")
-    assert result["sources"] == [{"vcs": "git", "url": "https://e.com/x.git", "branch": "master"}]
+    assert _plain(result["sources"]) == [
+        {"vcs": "git", "url": "https://e.com/x.git", "branch": "master"}
+    ]
     assert any("extends cycle" in e for e in result["errors"])
 
 
@@ -237,3 +246,20 @@ def test_unwritable_output_fails(script: Path, tmp_path: Path) -> None:
 )
 def test_is_pinned(vcs: str, revision: str, pinned: bool) -> None:
     assert watch.is_pinned(vcs, revision) is pinned
+
+
+def test_sources_say_how_to_pin_them(tmp_path: Path) -> None:
+    (tmp_path / "buildout.cfg").write_text(
+        "[buildout]\nparts = openerp\n\n"
+        "[openerp]\nrecipe = anybox.recipe.odoo:server\n"
+        "addons = git https://e.com/a.git addons/a 17.0\n\n"
+        "[sources]\nlib = git https://e.com/lib.git branch=main\n"
+    )
+    pins = {s["url"]: s["pin"] for s in watch.discover(tmp_path, "buildout.cfg")["sources"]}
+    assert pins["https://e.com/a.git"] == {
+        "kind": "recipe",
+        "section": "openerp",
+        "target": "addons/a",
+    }
+    assert pins["https://e.com/lib.git"]["kind"] == "developer"
+    assert pins["https://e.com/lib.git"]["name"] == "lib"

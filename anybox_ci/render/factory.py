@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 import hashlib
 import posixpath
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +163,17 @@ def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
 
 
 def make_factory(
-    buildout: Buildout, step_sets: StepSets, env: CellEnv, utils_bundle: Path
+    buildout: Buildout,
+    step_sets: StepSets,
+    env: CellEnv,
+    utils_bundle: Path,
+    watch_target: Path | None = None,
+    pins: Mapping[str, Any] | None = None,
 ) -> BuildFactory:
+    """The pipeline; ``watch_target`` (auto-watch) is where discovered sources are kept,
+    ``pins`` the recipe/mr.developer coordinates of those sources by codebase."""
+    from .autowatch import BuildoutCommand, UpdateWatches
+
     factory = BuildFactory()
     bootstrap_util = StepContext(buildout, env, CHECKOUT, "").util_argv
     fetch, workdir = _fetch_steps(buildout, bootstrap_util)
@@ -211,14 +221,47 @@ def make_factory(
             timeout=buildout.opt("buildout-timeout"),
         )
     )
+    argv: Any = _buildout_argv(buildout, config_file)
     factory.addStep(
         ctx.shell(
             "buildout",
-            _buildout_argv(buildout, config_file),
+            BuildoutCommand(argv, pins) if pins else argv,
             timeout=buildout.opt("buildout-timeout"),
             locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
         )
     )
+    if watch_target is not None:
+        dump = "%(prop:builddir)s/anybox-ci-watch.json"
+        factory.addStep(
+            ctx.shell(
+                "discover_sources",
+                ctx.util_argv(
+                    "watch",
+                    "--buildout-dir",
+                    ".",
+                    "--config",
+                    config_file,
+                    "--output",
+                    util.Interpolate(dump),
+                ),
+                haltOnFailure=False,
+                flunkOnFailure=False,
+                warnOnFailure=True,
+            )
+        )
+        uploaded = str(watch_target) + ".new"
+        factory.addStep(
+            steps.FileUpload(
+                name="upload_sources",
+                workersrc=util.Interpolate(dump),
+                masterdest=uploaded,
+                workdir=".",
+                haltOnFailure=False,
+                flunkOnFailure=False,
+                warnOnFailure=True,
+            )
+        )
+        factory.addStep(UpdateWatches(uploaded, str(watch_target)))
     for name in buildout.opt("db-steps"):
         factory.addSteps(step_sets.get("db-steps", name)(ctx))
     for name in buildout.opt("post-buildout-steps"):

@@ -48,7 +48,7 @@ class StepContext:
         """argv running a build_utils script from the bundle sent to the worker."""
         return [UTILS_PYTHON, UTILS_BUNDLE, script, *args]
 
-    def shell(self, name: str, command: list[Any], **kwargs: Any) -> BuildStep:
+    def shell(self, name: str, command: Any, **kwargs: Any) -> BuildStep:
         kwargs.setdefault("workdir", self.workdir)
         kwargs.setdefault("env", self.env)
         kwargs.setdefault("haltOnFailure", True)

@@ -1,0 +1,88 @@
+"""The reference docs are generated from the code, and the committed ones are fresh."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from anybox_ci import docs
+from anybox_ci.schema import MANIFEST_OPTIONS, WORKER_OPTIONS
+
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference"
+
+
+def test_committed_reference_is_fresh() -> None:
+    stale = docs.check(REFERENCE)
+    assert stale == [], f"stale reference docs {stale}; {docs.FIX_HINT}"
+
+
+def test_changing_an_option_doc_changes_the_output() -> None:
+    """The pages come from the schema: edit a copy of it, the page follows."""
+    manifest = dict(MANIFEST_OPTIONS)
+    manifest["tree-stable-timer"] = dataclasses.replace(
+        manifest["tree-stable-timer"], doc="A doc that exists only in this test."
+    )
+    workers = dict(WORKER_OPTIONS)
+    workers["db_prefix"] = dataclasses.replace(workers["db_prefix"], default="elsewhere")
+
+    fresh = docs.render()
+    changed = docs.render(manifest_options=manifest, worker_options=workers)
+
+    assert "A doc that exists only in this test." not in fresh[docs.MANIFEST_PAGE]
+    assert "A doc that exists only in this test." in changed[docs.MANIFEST_PAGE]
+    assert "`elsewhere`" in changed[docs.WORKERS_PAGE]
+    assert changed[docs.MANIFEST_PAGE] != fresh[docs.MANIFEST_PAGE]
+    assert changed[docs.WORKERS_PAGE] != fresh[docs.WORKERS_PAGE]
+
+
+def test_every_option_alias_step_set_and_capability_is_documented() -> None:
+    from anybox_ci.capabilities import DEFAULT_CAPABILITIES
+    from anybox_ci.render.stepsets import DEFAULT_STEP_SETS
+
+    pages = docs.render()
+    for options, page in (
+        (MANIFEST_OPTIONS, docs.MANIFEST_PAGE),
+        (WORKER_OPTIONS, docs.WORKERS_PAGE),
+    ):
+        for opt in options.values():
+            assert f"| `{opt.name}` |" in pages[page]
+            for alias in opt.aliases:
+                assert f"| `{alias}` | `{opt.name}` |" in pages[page]
+    for funcs in DEFAULT_STEP_SETS.sets.values():
+        for name in funcs:
+            assert f"| `{name}` |" in pages[docs.MANIFEST_PAGE]
+    for alias in DEFAULT_STEP_SETS.aliases:
+        assert f"`{alias}`" in pages[docs.MANIFEST_PAGE]
+    for name, spec in DEFAULT_CAPABILITIES.items():
+        row = f"| `{name}` | `{spec.abbrev}` | `{spec.version_prop}` |"
+        assert row in pages[docs.WORKERS_PAGE]
+        for var in (*spec.env, *spec.prepend_env, *spec.secret_env):
+            assert f"`{var}`" in pages[docs.WORKERS_PAGE]
+
+
+def test_generate_then_check(tmp_path: Path) -> None:
+    dest = tmp_path / "reference"
+    assert sorted(docs.check(dest)) == [str(dest / "manifest.md"), str(dest / "workers.md")]
+
+    written = docs.generate(dest)
+    assert sorted(p.name for p in written) == ["manifest.md", "workers.md"]
+    assert docs.check(dest) == []
+
+    page = dest / "workers.md"
+    page.write_text(page.read_text() + "\nhand edit\n")
+    assert docs.check(dest) == [str(page)]
+
+
+def test_main_check_exit_code_and_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "reference"
+    assert docs.main(["--check", "--dest", str(dest)]) == 1
+    out = capsys.readouterr().out
+    assert f"stale: {dest / 'manifest.md'}" in out
+    assert out.rstrip().endswith("run: anybox-ci docs")
+
+    assert docs.main(["--dest", str(dest)]) == 0
+    capsys.readouterr()
+    assert docs.main(["--check", "--dest", str(dest)]) == 0
+    assert capsys.readouterr().out == ""
