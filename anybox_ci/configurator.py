@@ -289,7 +289,7 @@ class AnyboxConfigurator(ConfiguratorBase):
             workernames=list(cell.workers),
             factory=factory,
             properties=props,
-            tags=tags or None,
+            tags=list(dict.fromkeys(tags)) or None,
             project=buildout.name,
             nextWorker=next_worker,
             description=buildout.opt("description") or None,

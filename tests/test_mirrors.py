@@ -448,7 +448,7 @@ def test_cli_updates_in_parallel_one_unreachable_exits_1_with_summary(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "the following arguments are required: --root, --remotes-file"),
+        ([], "the following arguments are required: --root"),
         (["--root", "R", "--remotes-file", "missing.json"], "missing.json: No such file"),
         (["--root", "R", "--remotes-file", "{bad}"], "not valid JSON"),
         (["--root", "R", "--remotes-file", "{ok}", "--jobs", "0"], "--jobs must be at least 1"),

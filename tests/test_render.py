@@ -160,7 +160,7 @@ def test_workers(tmp_path: Path) -> None:
 def test_one_change_scheduler_per_watching_buildout(tmp_path: Path) -> None:
     d = configured(make_master(tmp_path))
     scheds = by_name(d["schedulers"])
-    erp = scheds["erp"]
+    erp = scheds["changes:erp"]
     assert isinstance(erp, schedulers.AnyBranchScheduler)
     assert sorted(erp.builderNames) == ["erp-pg15", "erp-pg17"]
     # Buildbot services keep their constructor arguments until they are started
@@ -175,7 +175,7 @@ def test_one_change_scheduler_per_watching_buildout(tmp_path: Path) -> None:
     assert not accept(change("https://e.com/erp.git", None))
     # a standalone buildout watches nothing: no change scheduler of its own
     change_scheds = [s for s in d["schedulers"] if isinstance(s, schedulers.AnyBranchScheduler)]
-    assert [s.name for s in change_scheds] == ["erp"]
+    assert [s.name for s in change_scheds] == ["changes:erp"]
 
 
 def test_force_scheduler_over_all_builders(tmp_path: Path) -> None:
@@ -230,7 +230,7 @@ def test_user_configuration_is_kept(tmp_path: Path) -> None:
         "my-builder",
         "site-pg15",
     ]
-    assert sorted(config.schedulers) == ["erp", "force", "my_force"]
+    assert sorted(config.schedulers) == ["changes:erp", "force", "my_force"]
     assert sorted(w.workername for w in config.workers) == ["ci1", "ci2", "mine"]
     assert len(config.change_sources) == 4
 
@@ -297,11 +297,6 @@ def test_step_set_without_its_options_is_refused(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="configurator._builder: a build-category word equal to a cell tag (pg15) gives "
-    "Buildbot duplicate tags, refused although `anybox-ci check` says ok",
-    strict=True,
-)
 def test_build_category_equal_to_a_cell_tag(tmp_path: Path) -> None:
     root = make_master(
         tmp_path,
@@ -311,11 +306,6 @@ def test_build_category_equal_to_a_cell_tag(tmp_path: Path) -> None:
     assert by_name(config.builders)["erp-pg15"].tags == ["pg15"]
 
 
-@pytest.mark.xfail(
-    reason="render/changes.py: the change scheduler is named after the section, so a "
-    "section named 'force' clashes with the ForceScheduler 'force'",
-    strict=True,
-)
 def test_section_named_force(tmp_path: Path) -> None:
     root = make_master(
         tmp_path, "[force]\nbuildout = git https://e.com/f.git main b.cfg\nbuild-for = postgresql\n"
@@ -324,11 +314,6 @@ def test_section_named_force(tmp_path: Path) -> None:
     assert len(config.schedulers) == 2
 
 
-@pytest.mark.xfail(
-    reason="render/changes.py: nightly schedulers are named SECTION-nightly-HHMM, which can "
-    "be the name of another section's change scheduler",
-    strict=True,
-)
 def test_nightly_scheduler_name_is_not_another_sections(tmp_path: Path) -> None:
     root = make_master(
         tmp_path,

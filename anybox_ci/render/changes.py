@@ -65,7 +65,7 @@ def buildout_schedulers(buildout: Buildout, builder_names: list[str]) -> list[An
         )
         result.append(
             schedulers.AnyBranchScheduler(
-                name=buildout.name,
+                name=f"changes:{buildout.name}",
                 builderNames=builder_names,
                 change_filter=change_filter,
                 treeStableTimer=timer,
@@ -75,7 +75,7 @@ def buildout_schedulers(buildout: Buildout, builder_names: list[str]) -> list[An
     for hour, minute in buildout.opt("nightly"):
         result.append(
             schedulers.Nightly(
-                name=f"{buildout.name}-nightly-{hour:02d}{minute:02d}",
+                name=f"nightly:{buildout.name}:{hour:02d}{minute:02d}",
                 builderNames=builder_names,
                 hour=hour,
                 minute=minute,
