@@ -13,6 +13,7 @@ import configparser
 import hashlib
 import posixpath
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,14 @@ from buildbot.process.factory import BuildFactory
 
 from ..model import Buildout, BuildoutSource
 from .buildsteps import CellEnv, UtilStep
-from .stepsets import TESTING_DB, StepContext, StepSets, cleanup_steps
+from .stepsets import (
+    TESTING_DB,
+    UTILS_BUNDLE,
+    UTILS_PYTHON,
+    StepContext,
+    StepSets,
+    cleanup_steps,
+)
 from .utils_bundle import BUNDLE_NAME
 
 CHECKOUT = "build"
@@ -41,6 +49,13 @@ def codebase_name(url: str, branch: str) -> str:
 
 def standalone_files(path: Path) -> list[Path]:
     """The buildout file and the local files it ``extends``, recursively."""
+    stat = path.stat()
+    return list(_standalone_files(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=1024)
+def _standalone_files(path: Path, mtime_ns: int, size: int) -> tuple[Path, ...]:
+    """Cached by file identity: a thousand sections often share one buildout file."""
     seen: list[Path] = []
     todo = [path.resolve()]
     while todo:
@@ -57,7 +72,7 @@ def standalone_files(path: Path) -> list[Path]:
         for item in extends.split():
             if "://" not in item:
                 todo.append((current.parent / item).resolve())
-    return seen
+    return tuple(seen)
 
 
 def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], str]:
@@ -137,11 +152,6 @@ def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], st
     return [UtilStep(name="fetch_buildout", command=argv, workdir=".", haltOnFailure=True)], workdir
 
 
-def _python(buildout: Buildout) -> Any:
-    """The interpreter of the bootstrap: the cell's python capability, else the option."""
-    return util.Interpolate("%(prop:anybox_python:-" + str(buildout.opt("python")) + ")s")
-
-
 def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
     part = buildout.opt("buildout-part")
     argv: list[Any] = [
@@ -180,45 +190,18 @@ def make_factory(
     config_file = buildout.source.file
     ctx = StepContext(buildout, env, workdir, config_file)
 
-    factory.addStep(
-        steps.FileDownload(
-            name="send_build_utils",
-            mastersrc=str(utils_bundle),
-            workerdest=BUNDLE_NAME,
-            workdir=".",
-            mode=0o644,
-            haltOnFailure=True,
-        )
-    )
+    factory.addStep(_send_utils(str(utils_bundle)))
     for step in fetch:
         factory.addStep(step)
     for name in buildout.opt("post-dl-steps"):
         factory.addSteps(step_sets.get("post-dl-steps", name)(ctx))
+    factory.addSteps(_property_steps(env))
     factory.addStep(
-        steps.SetProperty(
-            name="testing_db",
-            property="testing_db",
-            value=util.Interpolate("%(prop:db_prefix:-anybox)s-%(prop:buildername)s"),
-            hideStepIf=True,
-        )
-    )
-    factory.addStep(
-        steps.SetProperties(name="cell_settings", properties=_cell_properties(env), hideStepIf=True)
-    )
-    factory.addStep(
-        ctx.shell(
-            "bootstrap",
-            ctx.util_argv(
-                "bootstrap",
-                "--venv",
-                util.Interpolate(CACHE + "/venv-%(prop:py_version:-default)s"),
-                "--python",
-                _python(buildout),
-                "--buildout-version",
-                buildout.opt("bootstrap-version"),
-            ),
-            workdir=".",
-            timeout=buildout.opt("buildout-timeout"),
+        _bootstrap(
+            env,
+            str(buildout.opt("python")),
+            str(buildout.opt("bootstrap-version")),
+            int(buildout.opt("buildout-timeout")),
         )
     )
     argv: Any = _buildout_argv(buildout, config_file)
@@ -268,6 +251,60 @@ def make_factory(
         factory.addSteps(step_sets.get("post-buildout-steps", name)(ctx))
     factory.addSteps(cleanup_steps(ctx))
     return factory
+
+
+# Steps that do not depend on the buildout are built once and shared by every factory:
+# a factory keeps only the step's constructor arguments, and a thousand sections would
+# otherwise spend most of a reconfig building identical steps.
+
+
+@lru_cache(maxsize=64)
+def _send_utils(bundle: str) -> BuildStep:
+    return steps.FileDownload(
+        name="send_build_utils",
+        mastersrc=bundle,
+        workerdest=BUNDLE_NAME,
+        workdir=".",
+        mode=0o644,
+        haltOnFailure=True,
+    )
+
+
+@lru_cache(maxsize=64)
+def _property_steps(env: CellEnv) -> list[BuildStep]:
+    return [
+        steps.SetProperty(
+            name="testing_db",
+            property="testing_db",
+            value=util.Interpolate("%(prop:db_prefix:-anybox)s-%(prop:buildername)s"),
+            hideStepIf=True,
+        ),
+        steps.SetProperties(
+            name="cell_settings", properties=_cell_properties(env), hideStepIf=True
+        ),
+    ]
+
+
+@lru_cache(maxsize=1024)
+def _bootstrap(env: CellEnv, python: str, spec: str, timeout: int) -> BuildStep:
+    return UtilStep(
+        name="bootstrap",
+        command=[
+            UTILS_PYTHON,
+            UTILS_BUNDLE,
+            "bootstrap",
+            "--venv",
+            util.Interpolate(CACHE + "/venv-%(prop:py_version:-default)s"),
+            "--python",
+            util.Interpolate("%(prop:anybox_python:-" + python + ")s"),
+            "--buildout-version",
+            spec,
+        ],
+        workdir=".",
+        env=env,
+        haltOnFailure=True,
+        timeout=timeout,
+    )
 
 
 def _cell_properties(env: CellEnv) -> Any:

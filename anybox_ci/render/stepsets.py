@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from buildbot.plugins import steps, util
@@ -112,19 +113,34 @@ def _script(ctx: StepContext, option: str, default: str) -> list[Any]:
 
 @register("db-steps", "simple_create", "simple-create")
 def simple_create(ctx: StepContext) -> list[BuildStep]:
-    return [
-        ctx.shell(
-            "create_db",
-            ctx.util_argv(
-                "pgdb", "create", "--name", TESTING_DB, "--template", ctx.opt("db_template")
-            ),
-            workdir=".",
-        )
-    ]
+    """Drop and create the cell's test database from ``db_template``."""
+    return [_create_db(ctx.env, ctx.opt("db_template"), ctx.opt("test-timeout"))]
+
+
+@lru_cache(maxsize=1024)
+def _create_db(env: CellEnv, template: str, timeout: int) -> BuildStep:
+    return UtilStep(
+        name="create_db",
+        command=[
+            UTILS_PYTHON,
+            UTILS_BUNDLE,
+            "pgdb",
+            "create",
+            "--name",
+            TESTING_DB,
+            "--template",
+            template,
+        ],
+        workdir=".",
+        env=env,
+        haltOnFailure=True,
+        timeout=timeout,
+    )
 
 
 @register("db-steps", "restore")
 def restore(ctx: StepContext) -> list[BuildStep]:
+    """Create an empty test database and fill it with ``db-restore-command``."""
     command = ctx.opt("db-restore-command")
     if not command:
         raise ValueError("the restore db step needs 'db-restore-command'")
@@ -135,28 +151,38 @@ def restore(ctx: StepContext) -> list[BuildStep]:
     ]
 
 
+@dataclass(frozen=True)
+class _DropWhen:
+    """``doStepIf`` of the final drop: always, or after a successful build only."""
+
+    policy: str
+
+    def __call__(self, step: BuildStep) -> bool:
+        return self.policy == "always" or step.build.results in (SUCCESS, WARNINGS)
+
+
 def cleanup_steps(ctx: StepContext) -> list[BuildStep]:
     """Drop the test database at the end, as ``db-cleanup`` says."""
     policy = ctx.opt("db-cleanup")
     if policy == "never" or not ctx.opt("db-steps"):
         return []
+    return [_drop_db(ctx.env, policy, ctx.opt("test-timeout"))]
 
-    def wanted(step: BuildStep) -> bool:
-        return policy == "always" or step.build.results in (SUCCESS, WARNINGS)
 
-    return [
-        ctx.shell(
-            "drop_db",
-            ctx.util_argv("pgdb", "drop", "--name", TESTING_DB),
-            workdir=".",
-            alwaysRun=True,
-            doStepIf=wanted,
-            hideStepIf=lambda results, step: False,
-            haltOnFailure=False,
-            flunkOnFailure=False,
-            warnOnFailure=True,
-        )
-    ]
+@lru_cache(maxsize=1024)
+def _drop_db(env: CellEnv, policy: str, timeout: int) -> BuildStep:
+    return UtilStep(
+        name="drop_db",
+        command=[UTILS_PYTHON, UTILS_BUNDLE, "pgdb", "drop", "--name", TESTING_DB],
+        workdir=".",
+        env=env,
+        timeout=timeout,
+        alwaysRun=True,
+        doStepIf=_DropWhen(policy),
+        haltOnFailure=False,
+        flunkOnFailure=False,
+        warnOnFailure=True,
+    )
 
 
 # ---------------------------------------------------------------- Odoo
@@ -174,6 +200,7 @@ def _odoo_run(ctx: StepContext, name: str, log: str, command: list[Any]) -> list
 
 @register("post-buildout-steps", "install-modules-test", "standard", "test-openerp")
 def install_modules_test(ctx: StepContext) -> list[BuildStep]:
+    """Install ``odoo-addons`` with their tests (``bin/test_<part>``); the log analyser names failures."""
     command = _script(ctx, "test-command", f"bin/test_{ctx.part}")
     command += ["-i", _addons(ctx), "-d", TESTING_DB]
     if ctx.opt("odoo.use-port"):
@@ -183,6 +210,7 @@ def install_modules_test(ctx: StepContext) -> list[BuildStep]:
 
 @register("post-buildout-steps", "install-modules")
 def install_modules(ctx: StepContext) -> list[BuildStep]:
+    """Install ``odoo-addons`` without tests, optionally through the upgrade script."""
     if ctx.opt("install-as-upgrade"):
         command = _script(ctx, "upgrade.script", f"bin/upgrade_{ctx.part}")
         command += ["--init-load-demo-data"]
@@ -196,6 +224,7 @@ def install_modules(ctx: StepContext) -> list[BuildStep]:
 
 @register("post-buildout-steps", "update-modules")
 def update_modules(ctx: StepContext) -> list[BuildStep]:
+    """Update ``odoo-addons`` (``-u``), or run ``upgrade.script``."""
     if ctx.opt("upgrade.script"):
         command = [ctx.opt("upgrade.script")]
     else:
@@ -218,16 +247,19 @@ def _each(ctx: StepContext, name: str, commands: tuple[tuple[str, ...], ...]) ->
 
 @register("post-buildout-steps", "test-command")
 def test_command(ctx: StepContext) -> list[BuildStep]:
+    """Run each ``test-command`` line, for any buildout (Plone, plain Python...)."""
     return _each(ctx, "test", ctx.opt("test-command"))
 
 
 @register("post-buildout-steps", "pytest")
 def pytest_steps(ctx: StepContext) -> list[BuildStep]:
+    """Run ``bin/pytest`` with ``pytest-args``."""
     return [ctx.shell("pytest", ["bin/pytest", *ctx.opt("pytest-args")])]
 
 
 @register("post-buildout-steps", "nose", "install-modules-nose")
 def nose(ctx: StepContext) -> list[BuildStep]:
+    """Run ``bin/nosetests`` on ``nose.tests``, with coverage if asked."""
     command = ["bin/nosetests", "-v", *ctx.opt("nose.tests")]
     if ctx.opt("nose.coverage"):
         command += ["--with-coverage", *ctx.opt("nose.cover-options")]
@@ -236,6 +268,7 @@ def nose(ctx: StepContext) -> list[BuildStep]:
 
 @register("post-buildout-steps", "static-analysis")
 def static_analysis(ctx: StepContext) -> list[BuildStep]:
+    """Run ``static-analysis-command`` (flake8 on ``static-analysis.flake-directories`` by default)."""
     commands = ctx.opt("static-analysis-command")
     dirs = ctx.opt("static-analysis.flake-directories")
     if dirs and commands == (("bin/flake8",),):
@@ -246,6 +279,7 @@ def static_analysis(ctx: StepContext) -> list[BuildStep]:
 
 @register("post-buildout-steps", "doc")
 def doc(ctx: StepContext) -> list[BuildStep]:
+    """Build the docs (``doc-command``, or sphinx) and upload them to ``doc.upload-dir``."""
     commands = ctx.opt("doc-command") or (
         (ctx.opt("doc.sphinx-bin"), "-b", "html", ctx.opt("doc.sphinx-sourcedir"), "doc-html"),
     )
@@ -264,6 +298,7 @@ def doc(ctx: StepContext) -> list[BuildStep]:
 
 @register("post-buildout-steps", "functional")
 def functional(ctx: StepContext) -> list[BuildStep]:
+    """Start ``functional.server-command`` on a reserved port, wait until it answers, run ``functional.commands``, stop it."""
     server = ctx.opt("functional.server-command")
     commands = ctx.opt("functional.commands")
     if not server or not commands:
@@ -290,6 +325,7 @@ def functional(ctx: StepContext) -> list[BuildStep]:
 
 @register("post-buildout-steps", "packaging")
 def packaging(ctx: StepContext) -> list[BuildStep]:
+    """Make a tarball of the built buildout and upload it to ``packaging.upload-dir``."""
     prefix = ctx.opt("packaging.prefix") or ctx.buildout.name
     archive = util.Interpolate(f"{prefix}-%(prop:got_revision:-build%(prop:buildnumber)s)s.tar.gz")
     result: list[BuildStep] = [
