@@ -277,7 +277,7 @@ def write_static_master(root: Path, generated: Path) -> Path:
     for s in config_dict["schedulers"]:
         if s.name == "force":
             continue
-        watches = buildouts[s.name].all_watches
+        watches = buildouts[s.name.removeprefix("changes:")].all_watches
         watched += [w for w in watches if w not in watched]
         first = watches[0]
         out.append(
