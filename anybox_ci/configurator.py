@@ -218,6 +218,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         )
         from .render.factory import make_factory
         from .render.utils_bundle import write_bundle
+        from .reporters import status_reporters
 
         config, matrix = loaded.config, loaded.matrix
         bundle = write_bundle(self.basedir / "anybox-ci")
@@ -229,7 +230,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         priorities = {w.name: w.priority for w in config.workers}
         next_worker = priority_next_worker(priorities)
 
-        builders, scheds, projects = [], [], []
+        builders, scheds, projects, services = [], [], [], []
         all_watches = loaded.watches
         polled: list[Watch] = []
         for buildout in config.buildouts:
@@ -264,6 +265,11 @@ class AnyboxConfigurator(ConfiguratorBase):
                 )
             names = [c.name for c in cells]
             scheds += buildout_schedulers(buildout, names)
+            if buildout.opt("commit-status"):
+                forge, api_url, secret = buildout.opt("commit-status")
+                services += status_reporters(
+                    forge, api_url, util.Interpolate(f"%(secret:{secret})s"), names, buildout.name
+                )
             if not self.hook_mode or buildout.opt("poll"):
                 polled += [w for w in buildout.all_watches if w not in polled]
         generated: dict[str, Any] = {
@@ -272,6 +278,7 @@ class AnyboxConfigurator(ConfiguratorBase):
             "projects": projects,
             "schedulers": scheds,
             "change_source": [],
+            "services": services,
         }
         if builders:
             scheds.append(force_scheduler([b.name for b in builders], all_watches))

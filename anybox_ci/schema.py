@@ -114,6 +114,24 @@ def _str(text: str) -> str:
     return text.strip()
 
 
+FORGE_TYPES = ("github", "gitlab", "gitea")
+
+
+def _commit_status(text: str) -> tuple[str, str, str] | None:
+    """``FORGE API_URL TOKEN_SECRET``: statuses for one forge, token from a secret."""
+    words = text.split()
+    if not words:
+        return None
+    if len(words) != 3 or words[0] not in FORGE_TYPES:
+        raise ValueError(
+            f"expected 'FORGE API_URL TOKEN_SECRET' with FORGE in {', '.join(FORGE_TYPES)}, "
+            f"got {text.strip()!r}"
+        )
+    if not words[1].startswith(("http://", "https://")):
+        raise ValueError(f"the API URL must start with http:// or https://, got {words[1]!r}")
+    return words[0], words[1], words[2].removeprefix("secret:")
+
+
 STR = Kind("text", _str)
 INT = Kind("integer", _int(0))
 POSITIVE = Kind("integer >= 1", _int(1))
@@ -127,6 +145,7 @@ ARGV = Kind("command", _argv)
 ARGV_LINES = Kind("commands, one per line", _argv_lines)
 REQUIREMENTS = Kind("capability filters, one per line", _requirements)
 TIMES = Kind("HH:MM times", _times)
+COMMIT_STATUS = Kind("FORGE API_URL TOKEN_SECRET", _commit_status)
 DB_CLEANUP = Kind("on-success | always | never", _choice("on-success", "always", "never"))
 
 
@@ -339,6 +358,15 @@ MANIFEST_OPTIONS: dict[str, Option] = _table(
         example="02:30",
     ),
     Option("poll", BOOL, False, "Watch this buildout's repositories with pollers too."),
+    Option(
+        "commit-status",
+        COMMIT_STATUS,
+        None,
+        "Post commit statuses to a forge: one per cell, plus `anybox-ci/<section>` for the "
+        "whole buildout and revision (for branch protection). The token is the name of a "
+        "Buildbot secret, never the token itself.",
+        example="github https://api.github.com github-token",
+    ),
     Option("description", STR, "", "Shown on the builders' pages."),
 )
 

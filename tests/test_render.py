@@ -26,6 +26,7 @@ from buildbot.test.steps import ExpectShell, TestBuildStepMixin
 from twisted.trial import unittest
 
 from anybox_ci.capabilities import CapabilityRegistry
+from anybox_ci.cli import main as cli_main
 from anybox_ci.configurator import AnyboxConfigurator
 from anybox_ci.render.buildsteps import CellEnv, UtilStep
 
@@ -637,3 +638,24 @@ class FactoryStepTests(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         # checked after each step: testing_db is set by the first one
         self.expect_property("testing_db", "anybox-erp-pg15")
         return self.run_step()
+
+
+def test_commit_status_option_adds_reporters_with_a_secret_token(tmp_path: Path) -> None:
+    root = make_master(
+        tmp_path,
+        "[erp]\nbuildout = git https://e.com/erp.git main b.cfg\nbuild-for = postgresql\n"
+        "commit-status = gitea https://gitea.example.com gitea-token\n",
+    )
+    d = configured(root)
+    reporters = d["services"]
+    assert len(reporters) == 2
+    assert "gitea-token" in repr(reporters[0]._config_args) + repr(reporters[0]._config_kwargs)
+
+
+def test_commit_status_refuses_an_unknown_forge(tmp_path: Path, capsys: Any) -> None:
+    root = make_master(
+        tmp_path,
+        "[erp]\nbuildout = standalone b.cfg\ncommit-status = bitbucket https://x tok\n",
+    )
+    assert cli_main(["check", str(root)]) == 1
+    assert "commit-status: expected 'FORGE API_URL TOKEN_SECRET'" in capsys.readouterr().out
