@@ -28,26 +28,8 @@ def _load(args: argparse.Namespace) -> Loaded:
         workers=args.workers or None,
     )
     loaded = configurator.load()
-    loaded.diagnostics.extend(_factory_problems(configurator, loaded))
+    loaded.diagnostics.extend(configurator.render_problems(loaded))
     return loaded
-
-
-def _factory_problems(configurator: AnyboxConfigurator, loaded: Loaded) -> list[Diagnostic]:
-    """What the master would refuse when building the factories (a step set's options)."""
-    from .render.buildsteps import CellEnv
-    from .render.factory import make_factory
-    from .render.utils_bundle import BUNDLE_NAME
-
-    env = CellEnv(configurator.registry)
-    problems = []
-    for buildout in loaded.config.buildouts:
-        try:
-            make_factory(buildout, configurator.step_sets, env, Path(BUNDLE_NAME))
-        except ValueError as exc:
-            problems.append(
-                Diagnostic(buildout.manifest, buildout.line, buildout.name, "", str(exc))
-            )
-    return problems
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from buildbot.configurators import ConfiguratorBase
 from twisted.python import log
 
 from .capabilities import CapabilityRegistry, CapabilitySpec
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostic, Diagnostics
 from .model import Buildout, Config, Watch, WorkerDef, load_config, master_paths
 from .plan import Cell, Matrix, plan
 from .render.stepsets import DEFAULT_STEP_SETS, StepSets
@@ -45,6 +45,14 @@ class Loaded:
         return result
 
 
+class RenderError(Exception):
+    """The configuration cannot be rendered; ``problems`` says where and why."""
+
+    def __init__(self, problems: list[Diagnostic]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
 class AnyboxConfigurator(ConfiguratorBase):
     """Generates workers, builders, schedulers and change sources from the manifests.
 
@@ -60,6 +68,9 @@ class AnyboxConfigurator(ConfiguratorBase):
     :param poll_interval: seconds between polls.
     :param hook_users: file of ``user:password`` lines allowed to post changes, relative
         to ``basedir``; ``update-mirrors`` and the push hooks use one of them.
+    :param url_rewrites: file of ``PREFIX -> REPLACEMENT`` lines, relative to ``basedir``:
+        workers fetch buildouts from the rewritten URL (a mirror), while changes keep
+        naming the original repository.
     :param forge_hooks: extra Buildbot change-hook dialects, e.g.
         ``{"github": {"secret": util.Secret("github-hook")}}`` (Gitea speaks github's).
     """
@@ -75,6 +86,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         poll_interval: int = 60,
         hook_users: str | Path = "secrets/change-hook-users",
         forge_hooks: Mapping[str, dict[str, Any]] | None = None,
+        url_rewrites: str | Path = "url-rewrites.cfg",
     ):
         if change_source not in ("auto", "poll", "hook"):
             raise ValueError(
@@ -89,6 +101,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         self.poll_interval = poll_interval
         self.hook_users = self.basedir / hook_users
         self.forge_hooks = dict(forge_hooks or {})
+        self.url_rewrites = self.basedir / url_rewrites
         self.loaded: Loaded | None = None
         super().__init__()
 
@@ -148,14 +161,13 @@ class AnyboxConfigurator(ConfiguratorBase):
         for unmatched in loaded.matrix.unmatched:
             cell = f" {unmatched.cell}" if unmatched.cell else ""
             log.msg(f"anybox-ci: warning: [{unmatched.buildout}]{cell}: {unmatched.reason}")
-        if loaded.diagnostics.errors:
-            for diag in loaded.diagnostics.errors:
-                error(str(diag))
-            return
         try:
+            if loaded.diagnostics.errors:
+                raise RenderError(loaded.diagnostics.errors)
             generated = self.render(loaded)
-        except ValueError as exc:
-            error(f"anybox-ci: {exc}")
+        except RenderError as exc:
+            for diag in exc.problems:
+                error(str(diag))
             return
         self.loaded = loaded
         self._add_matrix_page(config_dict, loaded.matrix)
@@ -200,7 +212,28 @@ class AnyboxConfigurator(ConfiguratorBase):
 
             www["change_hook_auth"] = [strcred.makeChecker(f"file:{self.hook_users}")]
 
-    def render(self, loaded: Loaded) -> dict[str, Any]:
+    def render_problems(self, loaded: Loaded) -> list[Diagnostic]:
+        """What rendering would refuse (step sets missing their options, bad URL
+        rewrites), found by a dry render that writes nothing."""
+        try:
+            self.render(loaded, dry_run=True)
+        except RenderError as exc:
+            return exc.problems
+        return []
+
+    def fetch_url(self) -> Any:
+        """URL rewriting for fetches, from ``url_rewrites`` (ValueError when malformed)."""
+        from .mirrors import parse_rewrite_rules, rewrite_url
+
+        if not self.url_rewrites.exists():
+            return str
+        rules = parse_rewrite_rules(self.url_rewrites.read_text(), str(self.url_rewrites))
+        return lambda url: rewrite_url(url, rules)
+
+    def render(self, loaded: Loaded, dry_run: bool = False) -> dict[str, Any]:
+        """Buildbot objects for a loaded configuration; raises :class:`RenderError`.
+
+        ``dry_run`` writes nothing to the master directory (for ``anybox-ci check``)."""
         from buildbot.plugins import util
 
         from .render.autowatch import watch_file
@@ -221,7 +254,9 @@ class AnyboxConfigurator(ConfiguratorBase):
         from .reporters import status_reporters
 
         config, matrix = loaded.config, loaded.matrix
-        bundle = write_bundle(self.basedir / "anybox-ci")
+        from .render.utils_bundle import BUNDLE_NAME
+
+        bundle = Path(BUNDLE_NAME) if dry_run else write_bundle(self.basedir / "anybox-ci")
         testing_db = util.Property("testing_db", default="")
         env = CellEnv(self.registry, {"ANYBOX_CI_DB": testing_db, "PGDATABASE": testing_db})
         by_buildout: dict[str, list[Cell]] = {}
@@ -229,18 +264,25 @@ class AnyboxConfigurator(ConfiguratorBase):
             by_buildout.setdefault(cell.buildout, []).append(cell)
         priorities = {w.name: w.priority for w in config.workers}
         next_worker = priority_next_worker(priorities)
+        problems: list[Diagnostic] = []
+        try:
+            fetch_url = self.fetch_url()
+        except ValueError as exc:
+            problems.append(Diagnostic(str(self.url_rewrites), 0, "", "", str(exc)))
+            fetch_url = str
 
         builders, scheds, projects, services = [], [], [], []
         all_watches = loaded.watches
         polled: list[Watch] = []
         for buildout in config.buildouts:
             cells = by_buildout.get(buildout.name, [])
-            if not cells:
+            if not cells and not dry_run:
                 continue
             watch_target = None
             if buildout.opt("auto-watch"):
                 watch_target = watch_file(self.basedir, buildout.name)
-                watch_target.parent.mkdir(parents=True, exist_ok=True)
+                if not dry_run:
+                    watch_target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 factory = make_factory(
                     buildout,
@@ -249,11 +291,14 @@ class AnyboxConfigurator(ConfiguratorBase):
                     bundle,
                     watch_target,
                     loaded.pins.get(buildout.name),
+                    fetch_url,
                 )
             except ValueError as exc:
-                raise ValueError(
-                    f"{buildout.manifest}:{buildout.line}: [{buildout.name}] {exc}"
-                ) from None
+                where = (buildout.manifest, buildout.line, buildout.name, "")
+                problems.append(Diagnostic(*where, str(exc)))
+                continue
+            if not cells:
+                continue
             projects.append(
                 util.Project(name=buildout.name, description=buildout.opt("description") or None)
             )
@@ -272,6 +317,8 @@ class AnyboxConfigurator(ConfiguratorBase):
                 )
             if not self.hook_mode or buildout.opt("poll"):
                 polled += [w for w in buildout.all_watches if w not in polled]
+        if problems:
+            raise RenderError(problems)
         generated: dict[str, Any] = {
             "workers": [self._worker(w) for w in config.workers],
             "builders": builders,

@@ -99,7 +99,9 @@ class Master:
         return f"http://127.0.0.1:{self.www_port}/"
 
     def create(self, manifest: str, workers: str, secrets: Mapping[str, str] = {}) -> None:
-        _run([_bin("buildbot"), "create-master", "-q", str(self.basedir)], env=self.env)
+        # master.cfg.sample reads ANYBOX_CI_DB_URL; create-master only knows --db
+        db = ["--db", self.env["ANYBOX_CI_DB_URL"]] if self.env.get("ANYBOX_CI_DB_URL") else []
+        _run([_bin("buildbot"), "create-master", "-q", *db, str(self.basedir)], env=self.env)
         sample = (REPO_ROOT / "master.cfg.sample").read_text()
         (self.basedir / "master.cfg").write_text(sample + "\n" + self.extra_config)
         (self.basedir / "buildouts").mkdir(exist_ok=True)

@@ -659,3 +659,25 @@ def test_commit_status_refuses_an_unknown_forge(tmp_path: Path, capsys: Any) -> 
     )
     assert cli_main(["check", str(root)]) == 1
     assert "commit-status: expected 'FORGE API_URL TOKEN_SECRET'" in capsys.readouterr().out
+
+
+def test_url_rewrites_make_workers_fetch_from_the_mirror(tmp_path: Path) -> None:
+    root = make_master(
+        tmp_path,
+        "[erp]\nbuildout = git https://e.com/erp.git main b.cfg\nbuild-for = postgresql\n",
+    )
+    (root / "url-rewrites.cfg").write_text("https://e.com/ -> file:///srv/mirrors/git/e.com/\n")
+    d = configured(root)
+    factory = by_name(d["builders"])["erp-pg15"].factory
+    git_step = next(s for s in factory.steps if s.step_class is steps.Git)
+    assert git_step.kwargs["repourl"] == "file:///srv/mirrors/git/e.com/erp.git"
+    # changes still name the original repository
+    assert d["codebaseGenerator"]({"repository": "https://e.com/erp.git", "branch": "main"})
+
+
+def test_malformed_url_rewrites_refuse_the_configuration(tmp_path: Path) -> None:
+    root = make_master(tmp_path)
+    (root / "url-rewrites.cfg").write_text("no arrow here\n")
+    with pytest.raises(ConfigErrors) as info:
+        MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
+    assert any("url-rewrites.cfg:1" in e for e in info.value.errors)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import configparser
 import hashlib
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,15 @@ def _standalone_files(path: Path, mtime_ns: int, size: int) -> tuple[Path, ...]:
     return tuple(seen)
 
 
-def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], str]:
-    """Steps putting the buildout in the checkout; returns them and the buildout folder."""
+def _fetch_steps(
+    buildout: Buildout, ctx_util: Any, fetch_url: Callable[[str], str]
+) -> tuple[list[BuildStep], str]:
+    """Steps putting the buildout in the checkout; returns them and the buildout folder.
+
+    ``fetch_url`` maps the manifest's URL to the one workers fetch (a mirror); the
+    codebase, and so the changes that trigger builds, keep the manifest's URL."""
     src: BuildoutSource = buildout.source
+    url = fetch_url(src.url)
     workdir = posixpath.join(CHECKOUT, src.subdir) if src.subdir else CHECKOUT
     if src.type == "standalone":
         assert src.path is not None
@@ -103,7 +109,7 @@ def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], st
         return [
             steps.Git(
                 name="fetch_buildout",
-                repourl=src.url,
+                repourl=url,
                 branch=branch,
                 codebase=codebase,
                 mode="incremental",
@@ -116,7 +122,7 @@ def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], st
         return [
             steps.Mercurial(
                 name="fetch_buildout",
-                repourl=src.url,
+                repourl=url,
                 defaultBranch=src.branch,
                 branchType="inrepo",
                 codebase=codebase,
@@ -130,7 +136,7 @@ def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], st
             "fetch",
             "hg",
             "--url",
-            src.url,
+            url,
             "--dest",
             CHECKOUT,
             "--revision",
@@ -141,7 +147,7 @@ def _fetch_steps(buildout: Buildout, ctx_util: Any) -> tuple[list[BuildStep], st
             "fetch",
             "bzr",
             "--url",
-            src.url,
+            url,
             "--dest",
             CHECKOUT,
             "--revision",
@@ -179,6 +185,7 @@ def make_factory(
     utils_bundle: Path,
     watch_target: Path | None = None,
     pins: Mapping[str, Any] | None = None,
+    fetch_url: Callable[[str], str] = str,
 ) -> BuildFactory:
     """The pipeline; ``watch_target`` (auto-watch) is where discovered sources are kept,
     ``pins`` the recipe/mr.developer coordinates of those sources by codebase."""
@@ -186,7 +193,7 @@ def make_factory(
 
     factory = BuildFactory()
     bootstrap_util = StepContext(buildout, env, CHECKOUT, "").util_argv
-    fetch, workdir = _fetch_steps(buildout, bootstrap_util)
+    fetch, workdir = _fetch_steps(buildout, bootstrap_util, fetch_url)
     config_file = buildout.source.file
     ctx = StepContext(buildout, env, workdir, config_file)
 
