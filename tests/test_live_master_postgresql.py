@@ -183,7 +183,10 @@ def test_first_build_succeeded_against_postgresql_15(scenario: Scenario) -> None
     assert builds[0]["results"] == 0, builds[0]["state_string"]
     steps = scenario.before_restart["steps"][builds[0]["buildid"]]
     step = next(s for s in steps if s["name"] == "install_modules_test")
-    texts = [scenario.before_restart["raw"][log["logid"]] for log in scenario.before_restart["logs"][step["stepid"]]]
+    texts = [
+        scenario.before_restart["raw"][log["logid"]]
+        for log in scenario.before_restart["logs"][step["stepid"]]
+    ]
     assert any(f"server: PostgreSQL {scenario.build_pg.version}" in t for t in texts)
 
 
