@@ -35,6 +35,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory, pg_clusters: dict[int, Any])
     git(addons, "add", "-A")
     git(addons, "commit", "-q", "-m", "addons")
     git(addons, "branch", "17.0")
+    lib = repos / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "lib.py").write_text("VERSION = 1\n")
+    git(lib, "add", "-A")
+    git(lib, "commit", "-q", "-m", "lib")
+    auto = make_sample_repo("passing", repos / "auto-src")
+    with (auto / "buildout.cfg").open("a") as cfg:
+        cfg.write(f"\n[sources]\nlib = git file://{lib} branch=main\n")
+    git(auto, "commit", "-q", "-am", "uses lib, a floating mr.developer source")
     manifest = f"""
 [DEFAULT]
 build-for = postgresql == 15
@@ -48,6 +58,10 @@ watch = git file://{addons} main
 [other]
 buildout = git file://{other} main buildout.cfg
 watch = git file://{addons} 17.0
+
+[auto]
+buildout = git file://{auto} main buildout.cfg
+auto-watch = true
 """
     workers = f"[w1]\npassword = secret:worker-w1\ncapability = {offer_line(pg_clusters[15])}\n"
     master = Master(root / "master")
@@ -64,7 +78,12 @@ watch = git file://{addons} 17.0
         master.start()
         worker.start()
         master.wait(lambda: master.connected_workers() == {"w1"}, 60, "worker")
-        yield master, {"erp": erp, "other": other, "addons": addons}, root, secret_file
+        yield (
+            master,
+            {"erp": erp, "other": other, "addons": addons, "lib": lib, "auto": auto},
+            root,
+            secret_file,
+        )
     finally:
         worker.stop()
         master.stop()
@@ -170,3 +189,44 @@ def _changes_after_restart(master: Master) -> list[Any]:
     master.start()
     master.wait(lambda: master.get("changes") is not None, 60, "master restart")
     return list(master.get("changes")["changes"])
+
+
+def test_auto_watch_discovers_a_source_and_builds_its_pushed_revision(setup: Any) -> None:
+    master, repos, root, secret_file = setup
+    lib_url = f"file://{repos['lib']}"
+    log = Path(master.basedir) / "twistd.log"
+    reconfigs = log.read_text().count("configuration update complete")
+    master.wait_buildsets([master.force("auto-pg15")], 300)
+    build = master.builds("auto-pg15")[-1]
+    assert build["results"] == 0, build["state_string"]
+    step = next(s for s in master.steps(build["buildid"]) if s["name"] == "update_watches")
+    assert "reconfig" in step["state_string"]
+    assert lib_url in master.step_log(build["buildid"], "update_watches", "watches")
+    watch_file = Path(master.basedir) / "anybox-ci" / "watch" / "auto.json"
+    assert lib_url in watch_file.read_text()
+    # the master reconfigured itself: update-mirrors now mirrors lib (baseline first)
+    master.wait(
+        lambda: log.read_text().count("configuration update complete") > reconfigs,
+        60,
+        "the master's reconfig",
+    )
+    assert _update(master, root, secret_file) == 0
+    (repos["lib"] / "lib.py").write_text("VERSION = 2\n")
+    git(repos["lib"], "commit", "-q", "-am", "lib 2")
+    revision = git(repos["lib"], "rev-parse", "HEAD")
+    count = len(master.builds("auto-pg15"))
+    assert _update(master, root, secret_file) == 0
+    master.wait(
+        lambda: (
+            len(master.builds("auto-pg15")) == count + 1
+            and master.builds("auto-pg15")[-1]["complete"]
+        ),
+        300,
+        "auto-watch build",
+    )
+    build = master.builds("auto-pg15")[-1]
+    assert build["results"] == 0, build["state_string"]
+    assert _sourcestamps(master, build)[codebase_name(lib_url, "main")] == revision
+    # the build pinned the source to exactly that revision on the buildout command line
+    header = master.step_log(build["buildid"], "buildout")
+    assert f"sources:lib=git {lib_url} branch=main rev={revision}" in header
