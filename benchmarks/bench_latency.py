@@ -51,8 +51,16 @@ def _wait_new(master: localrun.Master, before: int, started: float) -> float:
 
 def _change(repo: str, i: int, tag: str) -> Change:
     revision = hashlib.sha1(f"{tag}{i}{time.time()}".encode()).hexdigest()
-    return Change(repository=repo, branch="main", revision=revision, author="Dev <d@e.com>",
-                  comments=f"change {i}", files=("a.py",), when=time.time(), vcs="git")
+    return Change(
+        repository=repo,
+        branch="main",
+        revision=revision,
+        author="Dev <d@e.com>",
+        comments=f"change {i}",
+        files=("a.py",),
+        when=time.time(),
+        vcs="git",
+    )
 
 
 def _post_base(master: localrun.Master, change: Change) -> None:
@@ -77,11 +85,17 @@ def main() -> int:
         (root / "buildouts").mkdir()
         manifest = f"[erp]\nbuildout = git {repo} main buildout.cfg\ntree-stable-timer = 0\n"
         workers = "[w1]\npassword = secret:worker-w1\n"
-        master = localrun.Master(root / "master", extra_config=(
-            "c['configurators'] = [AnyboxConfigurator(basedir, "
-            "forge_hooks={'base': {}})]\n"))
-        master.create(manifest, workers, secrets={
-            "worker-w1": "pw", "change-hook-users": f"{USER}:{PASSWORD}"})
+        master = localrun.Master(
+            root / "master",
+            extra_config=(
+                "c['configurators'] = [AnyboxConfigurator(basedir, forge_hooks={'base': {}})]\n"
+            ),
+        )
+        master.create(
+            manifest,
+            workers,
+            secrets={"worker-w1": "pw", "change-hook-users": f"{USER}:{PASSWORD}"},
+        )
         spool = Spool(root / "spool")
         ours, base = [], []
         try:
@@ -104,10 +118,14 @@ def main() -> int:
             master.stop()
     med_ours, med_base = statistics.median(ours), statistics.median(base)
     print(f"changes: {args.changes} each way")
-    print(f"anybox hook (spool + validated POST) -> build request: median {med_ours * 1000:.0f} ms"
-          f" (min {min(ours) * 1000:.0f}, max {max(ours) * 1000:.0f})")
-    print(f"buildbot base hook (baseline)         -> build request: median {med_base * 1000:.0f} ms"
-          f" (min {min(base) * 1000:.0f}, max {max(base) * 1000:.0f})")
+    print(
+        f"anybox hook (spool + validated POST) -> build request: median {med_ours * 1000:.0f} ms"
+        f" (min {min(ours) * 1000:.0f}, max {max(ours) * 1000:.0f})"
+    )
+    print(
+        f"buildbot base hook (baseline)         -> build request: median {med_base * 1000:.0f} ms"
+        f" (min {min(base) * 1000:.0f}, max {max(base) * 1000:.0f})"
+    )
     print(f"target: median <= 1000 ms -> {'OK' if med_ours <= 1.0 else 'MISSED'}")
     return 0 if med_ours <= 1.0 else 1
 
