@@ -13,11 +13,13 @@ from typing import Any
 
 from ..plan import Matrix
 
+# Scoped to the page's own container: the web UI embeds this page in its layout.
 _STYLE = """
-body{font-family:sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin-bottom:2em}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#f3f3f3} code{font-size:90%}
+.anybox-matrix{font-family:sans-serif;padding:1em;color:#222}
+.anybox-matrix table{border-collapse:collapse;margin-bottom:2em}
+.anybox-matrix td,.anybox-matrix th{border:1px solid #ccc;padding:.3em .6em;text-align:left;
+vertical-align:top}
+.anybox-matrix th{background:#f3f3f3} .anybox-matrix code{font-size:90%}
 """
 
 
@@ -38,13 +40,13 @@ def render_html(matrix: Matrix) -> str:
     ]
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>anybox_ci matrix</title>"
-        f"<style>{_STYLE}</style></head><body>"
+        f"<style>{_STYLE}</style></head><body><div class='anybox-matrix'>"
         f"<h1>Matrix</h1><p>{len(matrix.cells)} builder(s), "
         f"{len(matrix.unmatched)} unmatched.</p>"
         "<table id='builders'><tr><th>builder</th><th>buildout</th><th>workers</th>"
         "<th>properties</th></tr>" + "".join(rows) + "</table>"
         "<h2>Unmatched</h2><table id='unmatched'><tr><th>buildout</th><th>cell</th>"
-        "<th>reason</th></tr>" + "".join(missing) + "</table></body></html>"
+        "<th>reason</th></tr>" + "".join(missing) + "</table></div></body></html>"
     )
 
 
