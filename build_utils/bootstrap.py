@@ -20,7 +20,6 @@ summary line.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
@@ -30,9 +29,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-SUMMARY_PREFIX = "anybox-ci summary: "
+try:  # a package module in tests, a top-level one in the worker's bundle
+    from .summary import ArgumentParser, print_summary
+except ImportError:
+    from summary import ArgumentParser, print_summary  # type: ignore[no-redef]
+
+
 DEFAULT_SPEC = "zc.buildout>=4,<7"
 MARKER_NAME = "anybox-ci-bootstrap.json"
 MARKER_FORMAT = 1
@@ -45,20 +48,6 @@ INTERP_PROBE = (
 
 class BootstrapError(RuntimeError):
     """Bootstrap failed; the message is fit for the summary line."""
-
-
-def print_summary(text: str) -> None:
-    sys.stdout.flush()
-    print(SUMMARY_PREFIX + " ".join(text.split()), flush=True)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors also end with the summary line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print_summary(f"usage error: {message}")
-        sys.exit(2)
 
 
 def normalise_spec(spec: str) -> str:

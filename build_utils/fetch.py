@@ -35,9 +35,14 @@ import urllib.request
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import IO, NoReturn
+from typing import IO
 
-SUMMARY_PREFIX = "anybox-ci summary: "
+try:  # a package module in tests, a top-level one in the worker's bundle
+    from .summary import ArgumentParser, print_summary
+except ImportError:
+    from summary import ArgumentParser, print_summary  # type: ignore[no-redef]
+
+
 HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
 HEXISH_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
 CREDENTIALS_RE = re.compile(r"(//[^/@:\s]*):[^/@\s]*@")
@@ -50,20 +55,6 @@ class FetchError(RuntimeError):
 
 class UsageError(FetchError):
     """Bad argument value (exit status 2)."""
-
-
-def print_summary(text: str) -> None:
-    sys.stdout.flush()
-    print(SUMMARY_PREFIX + " ".join(text.split()), flush=True)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors also end with the summary line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print_summary(f"usage error: {message}")
-        sys.exit(2)
 
 
 def redact(text: str) -> str:

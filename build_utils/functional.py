@@ -38,7 +38,13 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, NoReturn
+from typing import IO
+
+try:  # a package module in tests, a top-level one in the worker's bundle
+    from .summary import ArgumentParser, print_summary
+except ImportError:
+    from summary import ArgumentParser, print_summary  # type: ignore[no-redef]
+
 
 try:  # imported as part of the package (tests, anybox_ci.build_utils)
     from . import ports
@@ -46,7 +52,6 @@ except ImportError:  # run as a script: ports.py is always shipped next to this 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import ports  # type: ignore[no-redef]
 
-SUMMARY_PREFIX = "anybox-ci summary: "
 EXIT_SERVER = 3
 EXIT_USAGE = 2
 ADDR_IN_USE_MARKERS = (b"Address already in use", b"EADDRINUSE", b"[Errno 98]", b"[Errno 48]")
@@ -57,20 +62,6 @@ READY, ADDR_IN_USE, EXITED, TIMEOUT = "ready", "address in use", "exited", "time
 
 class Interrupted(Exception):
     """SIGTERM/SIGINT received: stop everything we started, then exit."""
-
-
-def print_summary(text: str) -> None:
-    sys.stdout.flush()
-    print(SUMMARY_PREFIX + " ".join(text.split()), flush=True)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors also end with the summary line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print_summary(f"usage error: {message}")
-        sys.exit(2)
 
 
 def _die_with_parent() -> None:

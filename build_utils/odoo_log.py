@@ -39,9 +39,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import NoReturn
 
-SUMMARY_PREFIX = "anybox-ci summary: "
+try:  # a package module in tests, a top-level one in the worker's bundle
+    from .summary import SUMMARY_PREFIX, ArgumentParser
+except ImportError:
+    from summary import SUMMARY_PREFIX, ArgumentParser  # type: ignore[no-redef]
+
 MAX_SUMMARY = 300
 MAX_LISTED = 5
 
@@ -386,15 +389,6 @@ def run_and_tee(cmd: Sequence[str], log_path: str | os.PathLike[str]) -> int:
 def print_summary(text: str) -> None:
     sys.stdout.flush()
     print(SUMMARY_PREFIX + shorten(text), flush=True)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors also end with the summary line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print_summary(f"usage error: {message}")
-        sys.exit(2)
 
 
 def report(analysis: Analysis, returncode: int | None = None) -> int:

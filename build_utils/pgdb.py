@@ -25,28 +25,17 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
-SUMMARY_PREFIX = "anybox-ci summary: "
+try:  # a package module in tests, a top-level one in the worker's bundle
+    from .summary import ArgumentParser, print_summary
+except ImportError:
+    from summary import ArgumentParser, print_summary  # type: ignore[no-redef]
+
 FORCE_DROP_MIN_VERSION = 130000  # DROP DATABASE ... WITH (FORCE)
 
 
 class PgError(RuntimeError):
     """A client tool failed; the message is short enough for a summary."""
-
-
-def print_summary(text: str) -> None:
-    sys.stdout.flush()
-    print(SUMMARY_PREFIX + " ".join(text.split()), flush=True)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors also end with the summary line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print_summary(f"usage error: {message}")
-        sys.exit(2)
 
 
 def find_tool(name: str) -> str:

@@ -42,9 +42,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
 
-SUMMARY_PREFIX = "anybox-ci summary: "
+try:  # a package module in tests, a top-level one in the worker's bundle
+    from .summary import ArgumentParser, print_summary
+except ImportError:
+    from summary import ArgumentParser, print_summary  # type: ignore[no-redef]
+
 LOCK_DIR_NAME = "anybox-ci-ports"
 DEFAULT_ATTEMPTS = 100
 
@@ -168,20 +171,6 @@ def reserve_port(
 def substitute_port(argv: Sequence[str], port: int) -> list[str]:
     """Replace ``{port}`` in each argument (plain str.replace, never a shell)."""
     return [item.replace("{port}", str(port)) for item in argv]
-
-
-def print_summary(text: str) -> None:
-    sys.stdout.flush()
-    print(SUMMARY_PREFIX + " ".join(text.split()), flush=True)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors also end with the summary line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print_summary(f"usage error: {message}")
-        sys.exit(2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

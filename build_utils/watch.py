@@ -28,7 +28,6 @@ status is 0 unless the output file cannot be written.
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import json
 import os
@@ -36,9 +35,12 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-SUMMARY_PREFIX = "anybox-ci summary: "
+try:  # a package module in tests, a top-level one in the worker's bundle
+    from .summary import ArgumentParser, print_summary
+except ImportError:
+    from summary import ArgumentParser, print_summary  # type: ignore[no-redef]
+
 VCS_TYPES = ("git", "hg", "bzr")
 RECIPE_PREFIXES = ("anybox.recipe.odoo", "anybox.recipe.openerp")
 DEFAULT_BRANCH = {"git": "master", "hg": "default", "bzr": None}
@@ -49,20 +51,6 @@ NO_DEFAULT_SECTION = "\x00anybox-ci-no-default"
 MAX_SUBST_DEPTH = 10
 
 Config = dict[str, dict[str, str]]
-
-
-def print_summary(text: str) -> None:
-    sys.stdout.flush()
-    print(SUMMARY_PREFIX + " ".join(text.split()), flush=True)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but usage errors also end with the summary line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print_summary(f"usage error: {message}")
-        sys.exit(2)
 
 
 def is_remote(ref: str) -> bool:

@@ -32,6 +32,7 @@ def values(stdout: str) -> dict[str, str]:
 def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("worker") / "build_utils"
     folder.mkdir()
+    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
     return Path(shutil.copy(ROOT / "build_utils" / "bootstrap.py", folder))
 
 

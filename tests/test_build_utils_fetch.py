@@ -65,6 +65,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def script(tmp_path: Path) -> Path:
     folder = tmp_path / "build_utils"
     folder.mkdir()
+    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
     return Path(shutil.copy(ROOT / "build_utils" / "fetch.py", folder))
 
 

@@ -49,6 +49,7 @@ def script(tmp_path: Path) -> Path:
     folder = tmp_path / "build_utils"
     folder.mkdir()
     shutil.copy(ROOT / "build_utils" / "ports.py", folder)
+    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
     return Path(shutil.copy(ROOT / "build_utils" / "functional.py", folder))
 
 

@@ -69,6 +69,7 @@ def script(tmp_path: Path) -> Path:
     """The script copied alone into a build_utils folder, as the master ships it."""
     folder = tmp_path / "build_utils"
     folder.mkdir()
+    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
     return Path(shutil.copy(ROOT / "build_utils" / "odoo_log.py", folder))
 
 

@@ -112,6 +112,7 @@ def cluster() -> Iterator[Cluster]:
 def script(tmp_path: Path) -> Path:
     folder = tmp_path / "build_utils"
     folder.mkdir()
+    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
     return Path(shutil.copy(ROOT / "build_utils" / "pgdb.py", folder))
 
 

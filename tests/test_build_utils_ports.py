@@ -32,6 +32,7 @@ def lock_dir(tmp_path: Path) -> Path:
 def script(tmp_path: Path) -> Path:
     folder = tmp_path / "build_utils"
     folder.mkdir()
+    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
     return Path(shutil.copy(ROOT / "build_utils" / "ports.py", folder))
 
 

@@ -28,6 +28,7 @@ def summary_of(stdout: str) -> str:
 def script(tmp_path: Path) -> Path:
     folder = tmp_path / "build_utils"
     folder.mkdir()
+    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
     return Path(shutil.copy(ROOT / "build_utils" / "watch.py", folder))
 
 

@@ -20,10 +20,10 @@ from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer
 from zope.interface import implementer
 
+from ..build_utils.summary import SUMMARY_PREFIX
 from ..capabilities import CapabilityRegistry
 from ..versions import Version, VersionFilter
 
-SUMMARY_PREFIX = "anybox-ci summary: "
 #: worker-side scripts print ``name=value`` lines; these names become these properties
 EXPORTED_PROPERTIES = {"got_revision": "got_revision", "buildout": "buildout_bin"}
 
