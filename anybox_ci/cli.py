@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .configurator import AnyboxConfigurator, Loaded
@@ -114,44 +114,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dir_args(matrix)
     matrix.add_argument("--json", action="store_true", help="machine-readable output")
     matrix.set_defaults(func=cmd_matrix)
-    demo = sub.add_parser(
-        "demo", help="run every sample buildout on a throwaway local setup", add_help=False
-    )
-    demo.add_argument("rest", nargs=argparse.REMAINDER)
-    demo.set_defaults(func=lambda a: _delegate("demo", a.rest))
-    docs = sub.add_parser(
-        "docs", help="regenerate docs/reference from the option schema", add_help=False
-    )
-    docs.add_argument("rest", nargs=argparse.REMAINDER)
-    docs.set_defaults(func=lambda a: _delegate("docs", a.rest))
-    mirrors = sub.add_parser(
-        "update-mirrors", help="fetch every watched repository's mirror", add_help=False
-    )
-    mirrors.add_argument("rest", nargs=argparse.REMAINDER)
-    mirrors.set_defaults(func=lambda a: update_mirrors_main(a.rest))
+    # commands with their own parsers, dispatched by main() before this parser runs
+    for name, (help_text, _) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def _hooks(function: str, argv: list[str]) -> int:
-    from . import hooks
+def _delegate(module: str, function: str = "main") -> Callable[[list[str]], int]:
+    """Subcommands with their own parsers live in their own modules, imported on use."""
 
-    return int(getattr(hooks, function)(argv))
+    def run(argv: list[str]) -> int:
+        import importlib
 
+        return int(getattr(importlib.import_module(f"anybox_ci.{module}"), function)(argv))
 
-def _delegate(module: str, argv: list[str]) -> int:
-    """Subcommands with their own parsers live in their own modules."""
-    import importlib
-
-    return int(importlib.import_module(f"anybox_ci.{module}").main(argv))
+    return run
 
 
-DELEGATED = {
-    "demo": lambda rest: _delegate("demo", rest),
-    "docs": lambda rest: _delegate("docs", rest),
-    "init": lambda rest: _delegate("init", rest),
-    "install-hooks": lambda rest: _hooks("install_hooks_main", rest),
-    "notify-push": lambda rest: _hooks("notify_push_main", rest),
-    "update-mirrors": lambda rest: update_mirrors_main(rest),
+DELEGATED: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "demo": ("run every sample buildout on a throwaway local setup", _delegate("demo")),
+    "init": ("create a master folder ready for buildbot start", _delegate("init")),
+    "docs": ("regenerate docs/reference from the option schema", _delegate("docs")),
+    "update-mirrors": (
+        "mirror every watched repository and notify the master of new commits",
+        _delegate("mirrors", "update_mirrors_main"),
+    ),
+    "install-hooks": (
+        "install push hooks that notify the master (git post-receive, hg changegroup)",
+        _delegate("hooks", "install_hooks_main"),
+    ),
+    "notify-push": ("called by the push hooks", _delegate("hooks", "notify_push_main")),
 }
 
 
@@ -159,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
         try:
-            return int(DELEGATED[argv[0]](argv[1:]))
+            return DELEGATED[argv[0]][1](argv[1:])
         except KeyboardInterrupt:
             return 130
     parser = build_parser()
@@ -176,9 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def update_mirrors_main(argv: Sequence[str] | None = None) -> int:
-    from . import mirrors
-
-    return mirrors.update_mirrors_main(list(argv) if argv is not None else None)
+    """The ``update-mirrors`` console script."""
+    return DELEGATED["update-mirrors"][1](list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
