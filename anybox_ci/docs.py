@@ -23,7 +23,6 @@ from .capabilities import (
     generic_spec,
 )
 from .schema import (
-    DEPRECATED_STEP_SETS,
     MANIFEST_OPTIONS,
     WORKER_OPTIONS,
     Option,
@@ -88,9 +87,7 @@ def step_sets_markdown(step_sets: StepSets) -> str:
         out += ["| name | other names | what it does |", "|---|---|---|"]
         for name, func in sorted(funcs.items()):
             aliases = sorted(a for a, target in step_sets.aliases.items() if target == name)
-            names = ", ".join(
-                f"`{a}`" + (" (deprecated)" if a in DEPRECATED_STEP_SETS else "") for a in aliases
-            )
+            names = ", ".join(f"`{a}` (deprecated)" for a in aliases)
             what = _first_line(func) or (
                 f"(undocumented: add a docstring to `{func.__module__}.{func.__qualname__}`)"
             )

@@ -9,7 +9,7 @@ error, which keeps a running master on its previous configuration.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -17,7 +17,7 @@ from typing import Any
 
 from .diagnostics import Diagnostics, did_you_mean
 from .inifile import IniFile, Section, Value, read_ini
-from .schema import DEPRECATED_STEP_SETS, MANIFEST_OPTIONS, WORKER_OPTIONS, Option
+from .schema import MANIFEST_OPTIONS, WORKER_OPTIONS, Option
 from .versions import Version, VersionFilter
 
 VCS_TYPES = ("git", "hg", "bzr")
@@ -408,7 +408,7 @@ def _check_build_for(
 def load_manifests(
     paths: Sequence[Path],
     diags: Diagnostics,
-    step_sets: Mapping[str, Collection[str]] | None = None,
+    step_sets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[Buildout, ...]:
     """Read manifests; ``step_sets`` maps an option (``db-steps``...) to the known names."""
     sections: dict[str, _ManifestSection] = {}
@@ -446,7 +446,7 @@ def _make_buildout(
     entry: _ManifestSection,
     raw: Mapping[str, _Raw],
     diags: Diagnostics,
-    step_sets: Mapping[str, Collection[str]],
+    step_sets: Mapping[str, Mapping[str, str]],
 ) -> Buildout | None:
     path, line = entry.section.path, entry.section.line
     if not _NAME_RE.match(name):
@@ -481,14 +481,13 @@ def _make_buildout(
     for option, known in step_sets.items():
         for step_name in values.get(option, ()):
             where = raw.get(option) or _Raw("", path, line)
-            if step_name in known and step_name in DEPRECATED_STEP_SETS:
+            if known.get(step_name, step_name) != step_name:
                 diags.warning(
                     where.path,
                     where.line_of(step_name),
                     name,
                     option,
-                    f"deprecated step set name {step_name!r}, "
-                    f"use {DEPRECATED_STEP_SETS[step_name]!r}",
+                    f"deprecated step set name {step_name!r}, use {known[step_name]!r}",
                 )
             if step_name not in known:
                 diags.error(
@@ -668,7 +667,7 @@ def load_config(
     manifest_paths: Sequence[Path],
     worker_paths: Sequence[Path],
     diags: Diagnostics,
-    step_sets: Mapping[str, Collection[str]] | None = None,
+    step_sets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Config:
     return Config(
         buildouts=load_manifests(manifest_paths, diags, step_sets),

@@ -348,6 +348,14 @@ MANIFEST_OPTIONS: dict[str, Option] = _table(
     Option("functional.commands", ARGV_LINES, (), "Commands run while the server is up."),
     Option("functional.timeout", POSITIVE, 120, "Seconds to wait for the server."),
     Option("packaging.upload-dir", STR, None, "Master folder receiving release tarballs."),
+    Option("packaging.base-url", STR, None, "URL under which uploaded tarballs are served."),
+    Option(
+        "autocommit.script", STR, None, "Script of `autocommit`; default `bin/autocommit_<part>`."
+    ),
+    Option("autocommit.message", STR, "Commit by buildbot", "Message of the autocommit commits."),
+    Option("static-analysis.part", STR, "static-analysis", "Buildout part installing the tools."),
+    Option("doc.version", STR, None, "Subfolder of the uploaded docs (compatibility)."),
+    Option("doc.sphinx-builddir", STR, None, "Sphinx build folder (compatibility)."),
     Option("packaging.prefix", STR, None, "Name prefix of release tarballs."),
     Option("packaging.parts", WORDS, (), "Buildout parts frozen in a release."),
     Option(
@@ -409,10 +417,6 @@ WORKER_OPTIONS: dict[str, Option] = _table(
 
 
 #: step-set names of the ancestor that were renamed: old name -> new name
-DEPRECATED_STEP_SETS: dict[str, str] = {
-    "standard": "install-modules-test",
-    "test-openerp": "install-modules-test",
-}
 
 
 def _markdown_escape(text: str) -> str:

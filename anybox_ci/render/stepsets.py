@@ -65,6 +65,7 @@ class StepSets:
     """Registry of step sets per kind, with deprecated aliases."""
 
     sets: dict[str, dict[str, StepSet]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    #: old names (deprecated) -> current names
     aliases: dict[str, str] = field(default_factory=dict)
 
     def register(self, kind: str, name: str, *aliases: str) -> Callable[[StepSet], StepSet]:
@@ -79,10 +80,13 @@ class StepSets:
 
         return decorator
 
-    def names(self) -> Mapping[str, list[str]]:
-        """Known names per kind, aliases included, for manifest validation."""
+    def names(self) -> Mapping[str, Mapping[str, str]]:
+        """Per kind, every accepted name -> its current name (aliases are old names)."""
         return {
-            kind: sorted([*funcs, *(a for a, n in self.aliases.items() if n in funcs)])
+            kind: {
+                **{name: name for name in funcs},
+                **{alias: name for alias, name in self.aliases.items() if name in funcs},
+            }
             for kind, funcs in self.sets.items()
         }
 
@@ -111,7 +115,7 @@ def _script(ctx: StepContext, option: str, default: str) -> list[Any]:
 # ---------------------------------------------------------------- database steps
 
 
-@register("db-steps", "simple_create", "simple-create")
+@register("db-steps", "simple_create")
 def simple_create(ctx: StepContext) -> list[BuildStep]:
     """Drop and create the cell's test database from ``db_template``."""
     return [_create_db(ctx.env, ctx.opt("db_template"), ctx.opt("test-timeout"))]
@@ -198,7 +202,7 @@ def _odoo_run(ctx: StepContext, name: str, log: str, command: list[Any]) -> list
     ]
 
 
-@register("post-buildout-steps", "install-modules-test", "standard", "test-openerp")
+@register("post-buildout-steps", "install-modules-test", "standard", "test-openerp", "test-odoo")
 def install_modules_test(ctx: StepContext) -> list[BuildStep]:
     """Install ``odoo-addons`` with their tests (``bin/test_<part>``); the log analyser names failures."""
     command = _script(ctx, "test-command", f"bin/test_{ctx.part}")
@@ -222,7 +226,7 @@ def install_modules(ctx: StepContext) -> list[BuildStep]:
     return _odoo_run(ctx, "install_modules", "install.log", command)
 
 
-@register("post-buildout-steps", "update-modules")
+@register("post-buildout-steps", "update-modules", "update-odoo")
 def update_modules(ctx: StepContext) -> list[BuildStep]:
     """Update ``odoo-addons`` (``-u``), or run ``upgrade.script``."""
     if ctx.opt("upgrade.script"):
@@ -346,3 +350,17 @@ def packaging(ctx: StepContext) -> list[BuildStep]:
             )
         )
     return result
+
+
+@register("post-buildout-steps", "autocommit")
+def autocommit(ctx: StepContext) -> list[BuildStep]:
+    """Run the recipe's autocommit script, which commits and pushes what the build froze."""
+    script = ctx.opt("autocommit.script") or f"bin/autocommit_{ctx.part}"
+    message = ctx.opt("autocommit.message")
+    return [ctx.shell("autocommit", [script, "-c", ctx.config_file, "--push", "-m", message])]
+
+
+@register("post-dl-steps", "noop")
+def noop(ctx: StepContext) -> list[BuildStep]:
+    """Nothing (the ancestor's default post-download step set)."""
+    return []
