@@ -70,13 +70,6 @@ class Diagnostics:
         return bool(self.items)
 
 
-class ConfigurationError(Exception):
-    """Raised with the full list when a configuration cannot be used."""
-
-    def __init__(self, diagnostics: Iterable[Diagnostic]):
-        self.diagnostics = list(diagnostics)
-        super().__init__("\n".join(str(d) for d in self.diagnostics))
-
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean X?)"`` or an empty string."""

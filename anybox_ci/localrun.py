@@ -7,6 +7,8 @@ would; nothing is faked.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import shutil
@@ -15,8 +17,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def http_request(
+    url: str,
+    *,
+    fields: Mapping[str, str] | None = None,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    opener: urllib.request.OpenerDirector | None = None,
+    timeout: float = 30,
+) -> tuple[int, bytes]:
+    """One HTTP request: the status and the body, error statuses included (not raised).
+
+    A GET, or a POST of form ``fields`` or of ``body`` as JSON; ``auth`` is sent as HTTP Basic;
+    ``opener`` is for a client of its own (a cookie jar, say).
+    """
+    all_headers = dict(headers or {})
+    data = None
+    if fields is not None:
+        data = urllib.parse.urlencode(fields).encode()
+    elif body is not None:
+        data = json.dumps(body).encode()
+        all_headers["Content-Type"] = "application/json"
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        all_headers["Authorization"] = f"Basic {token}"
+    request = urllib.request.Request(url, data=data, headers=all_headers)
+    open_url = opener.open if opener else urllib.request.urlopen
+    try:
+        with open_url(request, timeout=timeout) as r:
+            return int(r.status), bytes(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def _bin(name: str) -> str:
@@ -86,7 +123,7 @@ def make_sample_repo(name: str, dest: Path, branch: str = "main") -> Path:
 
 @dataclass
 class Master:
-    """A real master made from ``master.cfg.sample``."""
+    """A real master made from ``master.cfg.sample`` (or from a ``config`` of its own)."""
 
     basedir: Path
     www_port: int = field(default_factory=free_port)
@@ -98,15 +135,30 @@ class Master:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.www_port}/"
 
-    def create(self, manifest: str, workers: str, secrets: Mapping[str, str] = {}) -> None:
+    def create(
+        self,
+        manifest: str | None = None,
+        workers: str | None = None,
+        secrets: Mapping[str, str] = {},
+        *,
+        config: str | None = None,
+    ) -> None:
+        """``buildbot create-master``, then master.cfg and the files it reads.
+
+        ``config`` is a whole master.cfg used instead of master.cfg.sample (``extra_config``
+        still follows it); ``manifest`` and ``workers`` are written when given.
+        """
         # master.cfg.sample reads ANYBOX_CI_DB_URL; create-master only knows --db
         db = ["--db", self.env["ANYBOX_CI_DB_URL"]] if self.env.get("ANYBOX_CI_DB_URL") else []
         _run([_bin("buildbot"), "create-master", "-q", *db, str(self.basedir)], env=self.env)
-        sample = (REPO_ROOT / "master.cfg.sample").read_text()
-        (self.basedir / "master.cfg").write_text(sample + "\n" + self.extra_config)
-        (self.basedir / "buildouts").mkdir(exist_ok=True)
-        (self.basedir / "buildouts" / "MANIFEST.cfg").write_text(manifest)
-        (self.basedir / "workers.cfg").write_text(workers)
+        if config is None:
+            config = (REPO_ROOT / "master.cfg.sample").read_text()
+        (self.basedir / "master.cfg").write_text(config + "\n" + self.extra_config)
+        if manifest is not None:
+            (self.basedir / "buildouts").mkdir(exist_ok=True)
+            (self.basedir / "buildouts" / "MANIFEST.cfg").write_text(manifest)
+        if workers is not None:
+            (self.basedir / "workers.cfg").write_text(workers)
         if secrets:
             folder = self.basedir / "secrets"
             folder.mkdir(mode=0o700, exist_ok=True)
@@ -133,8 +185,17 @@ class Master:
         if proc.returncode != 0:
             raise RuntimeError(f"master did not start: {self.log_tail()}")
 
-    def reconfig(self) -> None:
-        _run([_bin("buildbot"), "reconfig", str(self.basedir)], env=self._env())
+    def reconfig(self, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``buildbot reconfig``; with ``check``, a refused configuration raises."""
+        proc = subprocess.run(
+            [_bin("buildbot"), "reconfig", str(self.basedir)],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"reconfig failed: {proc.stdout}{proc.stderr}\n{self.log_tail()}")
+        return proc
 
     def stop(self) -> None:
         if (self.basedir / "twistd.pid").exists():
@@ -145,17 +206,45 @@ class Master:
                 text=True,
             )
 
-    def log_tail(self, lines: int = 30) -> str:
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Master]:
+        """Start the master; stop it on the way out, also when starting failed half-way."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
+
+    def log(self) -> str:
+        """The whole twistd.log ("" before there is one)."""
         path = self.basedir / "twistd.log"
-        if not path.exists():
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not (self.basedir / "twistd.log").exists():
             return "(no twistd.log)"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log().splitlines()[-lines:])
 
     # ---------------------------------------------------------------- REST
 
-    def get(self, path: str) -> Any:
+    def raw(self, path: str) -> bytes:
+        """The body of a REST API resource (``path`` below ``api/v2/``), as it is."""
         with urllib.request.urlopen(self.url + "api/v2/" + path.lstrip("/"), timeout=30) as r:
-            return json.load(r)
+            return bytes(r.read())
+
+    def get(self, path: str) -> Any:
+        return json.loads(self.raw(path))
+
+    def post(
+        self,
+        path: str,
+        fields: Mapping[str, str] | None = None,
+        body: Any = None,
+        auth: tuple[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """POST form ``fields`` or a JSON ``body`` to ``path`` below the master's URL
+        (``change_hook/base``, ``api/v2/...``): the status and the body, errors included."""
+        return http_request(self.url + path.lstrip("/"), fields=fields, body=body, auth=auth)
 
     def rpc(self, path: str, method: str, **params: Any) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "method": method, "id": 1, "params": params}).encode()
@@ -223,9 +312,7 @@ class Master:
 
     def step_log(self, buildid: int, step_name: str, log: str = "stdio") -> str:
         step = next(s for s in self.steps(buildid) if s["name"] == step_name)
-        url = f"{self.url}api/v2/steps/{step['stepid']}/logs/{log}/raw"
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return r.read().decode(errors="replace")
+        return self.raw(f"steps/{step['stepid']}/logs/{log}/raw").decode(errors="replace")
 
 
 @dataclass

@@ -681,3 +681,26 @@ def test_malformed_url_rewrites_refuse_the_configuration(tmp_path: Path) -> None
     with pytest.raises(ConfigErrors) as info:
         MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
     assert any("url-rewrites.cfg:1" in e for e in info.value.errors)
+
+
+def test_master_cfg_can_add_a_step_set_without_touching_the_defaults(tmp_path: Path) -> None:
+    from anybox_ci.render.stepsets import DEFAULT_STEP_SETS, StepContext
+
+    mine = DEFAULT_STEP_SETS.copy()
+
+    @mine.register("post-buildout-steps", "smoke")
+    def smoke(ctx: StepContext) -> list[Any]:
+        return [ctx.shell("smoke", ["bin/smoke", "--fast"])]
+
+    root = make_master(
+        tmp_path,
+        "[erp]\nbuildout = standalone b.cfg\nbuild-for = postgresql\npost-buildout-steps = smoke\n",
+    )
+    assert "smoke" not in DEFAULT_STEP_SETS.names()["post-buildout-steps"]
+    errors = AnyboxConfigurator(root).load().diagnostics.errors
+    assert any("unknown step set 'smoke'" in str(e) for e in errors)
+    d: dict[str, Any] = {}
+    AnyboxConfigurator(root, step_sets=mine).configure(d)
+    factory = by_name(d["builders"])["erp-pg15"].factory
+    smoke_step = next(s for s in factory.steps if s.kwargs.get("name") == "smoke")
+    assert smoke_step.kwargs["command"] == ["bin/smoke", "--fast"]
