@@ -70,7 +70,6 @@ class Diagnostics:
         return bool(self.items)
 
 
-
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean X?)"`` or an empty string."""
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -227,10 +228,20 @@ class Master:
 
     # ---------------------------------------------------------------- REST
 
-    def raw(self, path: str) -> bytes:
-        """The body of a REST API resource (``path`` below ``api/v2/``), as it is."""
-        with urllib.request.urlopen(self.url + "api/v2/" + path.lstrip("/"), timeout=30) as r:
-            return bytes(r.read())
+    def raw(self, path: str, attempts: int = 5) -> bytes:
+        """The body of a REST API resource (``path`` below ``api/v2/``), as it is.
+
+        A busy master sometimes cuts a response short; a GET is safe to repeat."""
+        for attempt in range(attempts):
+            try:
+                url = self.url + "api/v2/" + path.lstrip("/")
+                with urllib.request.urlopen(url, timeout=30) as r:
+                    return bytes(r.read())
+            except (http.client.IncompleteRead, ConnectionResetError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
 
     def get(self, path: str) -> Any:
         return json.loads(self.raw(path))

@@ -7,17 +7,11 @@ enables ``{'anybox': {}}`` behind ``change_hook_auth``, post to it with ``notify
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -26,6 +20,7 @@ from typing import Any
 import pytest
 
 from anybox_ci.hooks import install_hooks, notify_push_command
+from anybox_ci.localrun import Master, tool_env
 from anybox_ci.mirrors import Change
 from anybox_ci.notify import Spool, change_form, deliver
 from anybox_ci.www.change_hook import (
@@ -179,80 +174,27 @@ c['www'] = {{
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveMaster:
-    def __init__(self, basedir: Path, extra_path: Path | None) -> None:
-        self.basedir = basedir
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.env = dict(ENV)
-        if extra_path is not None:  # makes the buildbot.webhooks entry point visible
-            self.env["PYTHONPATH"] = str(extra_path)
-        self.buildbot = str(Path(sys.executable).parent / "buildbot")
-
-    def _buildbot(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [self.buildbot, *args, str(self.basedir)], env=self.env, capture_output=True, text=True
-        )
-
-    def create(self, known: dict[str, list[str]]) -> None:
-        res = self._buildbot("create-master", "-q")
-        assert res.returncode == 0, res.stderr
-        (self.basedir / "master.cfg").write_text(
-            MASTER_CFG.format(port=self.port, pb_port=_free_port())
-        )
-        (self.basedir / "hook.passwd").write_text(f"{USER}:{SECRET}\n")
-        self.set_known(known)
+class HookMaster(Master):
+    """A master with the ``anybox`` dialect, and what the tests ask of it."""
 
     def set_known(self, known: dict[str, list[str]]) -> None:
         (self.basedir / "known.json").write_text(json.dumps(known))
 
-    def start(self) -> None:
-        res = self._buildbot("start")
-        assert res.returncode == 0, res.stdout + res.stderr + self.log_tail()
-
-    def stop(self) -> None:
-        if (self.basedir / "twistd.pid").exists():
-            self._buildbot("stop")
-
-    def reconfig(self) -> None:
-        res = self._buildbot("reconfig")
-        assert res.returncode == 0, res.stdout + res.stderr + self.log_tail()
-
-    def log_tail(self) -> str:
-        log = self.basedir / "twistd.log"
-        return "\n".join(log.read_text().splitlines()[-40:]) if log.exists() else ""
-
     def changes(self, repository: str) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(self.url + "api/v2/changes", timeout=10) as response:
-            data = json.load(response)["changes"]
+        data = self.get("changes")["changes"]
         return sorted(
             (c for c in data if c["repository"] == repository), key=lambda c: c["changeid"]
         )
 
-    def post(self, fields: dict[str, str], secret: str = SECRET) -> tuple[int, str]:
-        token = base64.b64encode(f"{USER}:{secret}".encode()).decode()
-        request = urllib.request.Request(
-            self.url + "change_hook/anybox",
-            data=urllib.parse.urlencode(fields).encode(),
-            headers={"Authorization": f"Basic {token}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+    def hook(self, fields: dict[str, str], secret: str = SECRET) -> tuple[int, str]:
+        code, body = self.post("change_hook/anybox", fields=fields, auth=(USER, secret))
+        return code, body.decode()
 
 
 @pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMaster]:
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HookMaster]:
     base = tmp_path_factory.mktemp("hookmaster")
-    extra = None
+    env = tool_env()
     if not entry_points(group="buildbot.webhooks", name="anybox"):
         # Until pyproject.toml declares it, a test-only distribution declares the entry point.
         extra = base / "site"
@@ -264,13 +206,13 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMaster]:
         (info / "entry_points.txt").write_text(
             "[buildbot.webhooks]\nanybox = anybox_ci.www.change_hook:AnyboxHookHandler\n"
         )
-    live = LiveMaster(base / "master", extra)
-    live.create({FORGE + name: branches for name, branches in REPOS.items()})
-    live.start()
-    try:
+        env["PYTHONPATH"] = str(extra)  # makes the buildbot.webhooks entry point visible
+    live = HookMaster(base / "master", env=env)
+    live.create(config=MASTER_CFG.format(port=live.www_port, pb_port=live.pb_port))
+    (live.basedir / "hook.passwd").write_text(f"{USER}:{SECRET}\n")
+    live.set_known({FORGE + name: branches for name, branches in REPOS.items()})
+    with live.running():
         yield live
-    finally:
-        live.stop()
 
 
 def repo(name: str) -> str:
@@ -278,7 +220,7 @@ def repo(name: str) -> str:
 
 
 @pytest.mark.live
-def test_changes_are_added_in_order_with_their_details(master: LiveMaster, tmp_path: Path) -> None:
+def test_changes_are_added_in_order_with_their_details(master: HookMaster, tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     sent = [make_change(repo("order"), n) for n in (3, 1, 2)]
     spool.append(sent)
@@ -297,7 +239,7 @@ def test_changes_are_added_in_order_with_their_details(master: LiveMaster, tmp_p
 
 @pytest.mark.live
 def test_master_down_changes_stay_spooled_then_arrive_exactly_once(
-    master: LiveMaster, tmp_path: Path
+    master: HookMaster, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool")
     spool.append([make_change(repo("restart"), n) for n in (1, 2)])
@@ -318,7 +260,7 @@ def test_master_down_changes_stay_spooled_then_arrive_exactly_once(
 
 @pytest.mark.live
 def test_replay_after_a_lost_acknowledgement_adds_nothing(
-    master: LiveMaster, tmp_path: Path
+    master: HookMaster, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool")
     spool.append([make_change(repo("replay"), 1)])
@@ -332,11 +274,11 @@ def test_replay_after_a_lost_acknowledgement_adds_nothing(
 
 
 @pytest.mark.live
-def test_concurrent_replays_add_one_change(master: LiveMaster) -> None:
+def test_concurrent_replays_add_one_change(master: HookMaster) -> None:
     change = make_change(repo("concurrent"), 7)
     fields = change_form(change.change_id, change)
     answers: list[tuple[int, str]] = []
-    threads = [threading.Thread(target=lambda: answers.append(master.post(fields)))
+    threads = [threading.Thread(target=lambda: answers.append(master.hook(fields)))
                for _ in range(6)]  # fmt: skip
     for t in threads:
         t.start()
@@ -348,24 +290,24 @@ def test_concurrent_replays_add_one_change(master: LiveMaster) -> None:
 
 
 @pytest.mark.live
-def test_wrong_secret_is_refused_and_adds_nothing(master: LiveMaster, tmp_path: Path) -> None:
+def test_wrong_secret_is_refused_and_adds_nothing(master: HookMaster, tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     spool.append([make_change(repo("secret"))])
     report = deliver(spool, master.url, USER, "wrong-secret")
     assert (report.delivered, report.remaining) == (0, 1)
     assert report.error.startswith("HTTP 401") and "wrong-secret" not in report.error
     change = make_change(repo("secret"))
-    assert master.post(change_form(change.change_id, change), secret="")[0] == 401
+    assert master.hook(change_form(change.change_id, change), secret="")[0] == 401
     assert master.changes(repo("secret")) == []
 
 
 @pytest.mark.live
 @pytest.mark.parametrize("branch", ["$(touch pwned)", "a..b", "-x", "x.lock", "x y", "x\ny"])
 def test_bad_branch_is_refused_with_a_clear_message(
-    master: LiveMaster, tmp_path: Path, branch: str
+    master: HookMaster, tmp_path: Path, branch: str
 ) -> None:
     change = make_change(repo("bad"), branch=branch)
-    code, body = master.post(change_form(change.change_id, change))
+    code, body = master.hook(change_form(change.change_id, change))
     assert code == 400
     assert body.startswith(f"invalid branch name {ascii(branch)}: ")
     assert "\n" not in body
@@ -379,7 +321,7 @@ def test_bad_branch_is_refused_with_a_clear_message(
 
 @pytest.mark.live
 def test_unknown_repository_unwatched_branch_and_bad_fields_are_refused(
-    master: LiveMaster,
+    master: HookMaster,
 ) -> None:
     cases: list[tuple[Change, dict[str, str], str]] = []
     unknown = make_change(FORGE + "nobody-watches-this")
@@ -393,28 +335,28 @@ def test_unknown_repository_unwatched_branch_and_bad_fields_are_refused(
     cases.append((good, {"properties": '{"anybox_ci_vcs": "git"}'}, "does not match the change"))
     cases.append((good, {"properties": '{"x": 1}'}, "unexpected properties"))
     for change, override, message in cases:
-        code, body = master.post({**change_form(change.change_id, change), **override})
+        code, body = master.hook({**change_form(change.change_id, change), **override})
         assert (code, message in body) == (400, True), (body, message)
     assert master.changes(repo("branches")) == []
     assert master.changes(FORGE + "nobody-watches-this") == []
 
 
 @pytest.mark.live
-def test_reconfig_refreshes_the_watched_repositories(master: LiveMaster) -> None:
+def test_reconfig_refreshes_the_watched_repositories(master: HookMaster) -> None:
     change = make_change(FORGE + "added-later")
     fields = change_form(change.change_id, change)
-    assert master.post(fields)[0] == 400
+    assert master.hook(fields)[0] == 400
     master.set_known({FORGE + "added-later": ["main"], **{repo(n): b for n, b in REPOS.items()}})
     master.reconfig()
     deadline = time.monotonic() + 15
-    while master.post(fields)[0] != 200:
+    while master.hook(fields)[0] != 200:
         assert time.monotonic() < deadline, master.log_tail()
         time.sleep(0.2)
     assert len(master.changes(FORGE + "added-later")) == 1
 
 
 @pytest.mark.live
-def test_push_to_a_hosted_repository_reaches_the_master(master: LiveMaster, tmp_path: Path) -> None:
+def test_push_to_a_hosted_repository_reaches_the_master(master: HookMaster, tmp_path: Path) -> None:
     seed = make_repo(tmp_path / "seed", "git")
     hosted = tmp_path / "hosted.git"
     run(tmp_path, "git", "clone", "-q", "--bare", str(seed), str(hosted))

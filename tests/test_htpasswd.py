@@ -11,15 +11,9 @@ The live tests run a real Buildbot master (``buildbot create-master`` + ``buildb
 
 from __future__ import annotations
 
-import base64
-import http.cookiejar
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from anybox_ci.localrun import Master, http_request
 from anybox_ci.www.htpasswd import (
     HtpasswdChecker,
     HtpasswdFile,
@@ -221,95 +216,20 @@ c['www'] = {{
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _buildbot() -> str:
-    return str(Path(sys.executable).with_name("buildbot"))
-
-
-class LiveMaster:
-    """A real Buildbot master process in a temporary directory."""
-
-    def __init__(self, basedir: Path, port: int, cfg: str) -> None:
-        self.basedir = basedir
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        self.env = env
-        subprocess.run(
-            [_buildbot(), "create-master", "-r", str(basedir)],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        (basedir / "master.cfg").write_text(cfg, encoding="utf-8")
-        self.log = basedir / "twistd.log"
-        self.proc = subprocess.Popen(
-            [_buildbot(), "start", "--nodaemon", str(basedir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = self.log.read_text(errors="replace") if self.log.exists() else ""
-            if "BuildMaster is running" in text:
-                return
-            if self.proc.poll() is not None or "BuildMaster startup failed" in text:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"master did not start:\n{self.log_text()[-5000:]}")
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class Client:
     """An HTTP client with its own cookie jar (one browser session)."""
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
 
     def request(
-        self,
-        path: str,
-        *,
-        data: Any = None,
-        headers: dict[str, str] | None = None,
+        self, path: str, *, data: Any = None, auth: tuple[str, str] | None = None
     ) -> tuple[int, bytes]:
-        body = None
-        all_headers = dict(headers or {})
-        if data is not None:
-            body = json.dumps(data).encode()
-            all_headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base + path, data=body, headers=all_headers)
-        try:
-            with self.opener.open(req, timeout=30) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+        return http_request(self.base + path.lstrip("/"), body=data, auth=auth, opener=self.opener)
 
     def login(self, user: str, password: str) -> int:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        status, _ = self.request("/auth/login", headers={"Authorization": f"Basic {token}"})
+        status, _ = self.request("/auth/login", auth=(user, password))
         return status
 
     def get_json(self, path: str) -> tuple[int, Any]:
@@ -347,28 +267,26 @@ def htpasswd_file(tmp_path: Path) -> Path:
     return path
 
 
-def _start(tmp_path: Path, htpasswd: Path, anonymous_read: bool) -> LiveMaster:
-    port = _free_port()
-    cfg = MASTER_CFG.format(port=port, htpasswd=str(htpasswd), anonymous_read=anonymous_read)
-    return LiveMaster(tmp_path / "master", port, cfg)
+def _master(tmp_path: Path, htpasswd: Path, anonymous_read: bool) -> Master:
+    master = Master(tmp_path / "master")
+    master.create(
+        config=MASTER_CFG.format(
+            port=master.www_port, htpasswd=str(htpasswd), anonymous_read=anonymous_read
+        )
+    )
+    return master
 
 
 @pytest.fixture
-def private_master(tmp_path: Path, htpasswd_file: Path) -> Iterator[LiveMaster]:
-    master = _start(tmp_path, htpasswd_file, anonymous_read=False)
-    try:
+def private_master(tmp_path: Path, htpasswd_file: Path) -> Iterator[Master]:
+    with _master(tmp_path, htpasswd_file, anonymous_read=False).running() as master:
         yield master
-    finally:
-        master.stop()
 
 
 @pytest.fixture
-def public_master(tmp_path: Path, htpasswd_file: Path) -> Iterator[LiveMaster]:
-    master = _start(tmp_path, htpasswd_file, anonymous_read=True)
-    try:
+def public_master(tmp_path: Path, htpasswd_file: Path) -> Iterator[Master]:
+    with _master(tmp_path, htpasswd_file, anonymous_read=True).running() as master:
         yield master
-    finally:
-        master.stop()
 
 
 def _wait_build_done(client: Client, bsid: int) -> dict[str, Any]:
@@ -383,7 +301,7 @@ def _wait_build_done(client: Client, bsid: int) -> dict[str, Any]:
 
 
 @pytest.mark.live
-def test_live_private_master(private_master: LiveMaster, htpasswd_file: Path) -> None:
+def test_live_private_master(private_master: Master, htpasswd_file: Path) -> None:
     base = private_master.url
 
     # Anonymous: no read, no force, not even the websocket's 'masters'.
@@ -449,13 +367,13 @@ def test_live_private_master(private_master: LiveMaster, htpasswd_file: Path) ->
     assert erin.get_json("/api/v2/builders")[0] == 200
 
     # No password or hash in the master's log.
-    log_text = private_master.log_text()
+    log_text = private_master.log()
     for secret in ("alice-pw", "dave-pw", "bob-pw", "erin-pw"):
         assert secret not in log_text
 
 
 @pytest.mark.live
-def test_live_public_master(public_master: LiveMaster) -> None:
+def test_live_public_master(public_master: Master) -> None:
     anonymous = Client(public_master.url)
     status, data = anonymous.get_json("/api/v2/builders")
     assert status == 200

@@ -11,16 +11,9 @@ a local worker, a secrets folder holding the token, and builds triggered through
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +24,7 @@ import pytest
 from buildbot.plugins import util
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, SUCCESS, WARNINGS
 
+from anybox_ci.localrun import Master
 from anybox_ci.reporters import (
     BuildoutCells,
     CellState,
@@ -316,130 +310,31 @@ c['www'] = {{'port': {port}, 'change_hook_dialects': {{'base': True}}}}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _buildbot() -> str:
-    return str(Path(sys.executable).with_name("buildbot"))
-
-
-class LiveMaster:
-    """A real Buildbot master process in a temporary directory."""
-
-    def __init__(self, basedir: Path, port: int, cfg: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        subprocess.run(
-            [_buildbot(), "create-master", "-r", str(basedir)],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        (basedir / "master.cfg").write_text(cfg, encoding="utf-8")
-        self.log = basedir / "twistd.log"
-        self.proc = subprocess.Popen(
-            [_buildbot(), "start", "--nodaemon", str(basedir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = self.log_text()
-            if "BuildMaster is running" in text:
-                return
-            if self.proc.poll() is not None or "BuildMaster startup failed" in text:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"master did not start:\n{self.log_text()[-5000:]}")
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
-            return bytes(resp.read())
-
-    def get_json(self, path: str) -> Any:
-        return json.loads(self.get(path))
-
-    def post(self, path: str, data: bytes, content_type: str) -> tuple[int, bytes]:
-        req = urllib.request.Request(
-            self.url + path, data=data, headers={"Content-Type": content_type}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def change(self, project: str, revision: str) -> None:
-        form = {
-            "repository": f"https://forge.example/{project}.git",
-            "project": project,
-            "branch": "main",
-            "revision": revision,
-            "author": "Dev <dev@example.org>",
-            "comments": "a change",
-            "files": json.dumps(["setup.py"]),
-        }
-        status, body = self.post(
-            "/change_hook/base",
-            urllib.parse.urlencode(form).encode(),
-            "application/x-www-form-urlencoded",
-        )
-        assert status == 200, body
-
-    def force(self, builder: str, project: str, revision: str) -> None:
-        builders = self.get_json("/api/v2/builders")["builders"]
-        builderid = {b["name"]: b["builderid"] for b in builders}[builder]
-        rpc = {
-            "jsonrpc": "2.0",
-            "method": "force",
-            "id": 1,
-            "params": {
-                "builderid": str(builderid),
-                "reason": "re-run",
-                "repository": f"https://forge.example/{project}.git",
-                "project": project,
-                "branch": "main",
-                "revision": revision,
-            },
-        }
-        status, body = self.post(
-            "/api/v2/forceschedulers/force", json.dumps(rpc).encode(), "application/json"
-        )
-        assert status == 200, body
+def _change(master: Master, project: str, revision: str) -> None:
+    form = {
+        "repository": f"https://forge.example/{project}.git",
+        "project": project,
+        "branch": "main",
+        "revision": revision,
+        "author": "Dev <dev@example.org>",
+        "comments": "a change",
+        "files": json.dumps(["setup.py"]),
+    }
+    status, body = master.post("change_hook/base", fields=form)
+    assert status == 200, body
 
 
 def _wait(
     what: str,
     predicate: Callable[[], bool],
-    master: LiveMaster,
+    master: Master,
     timeout: float = 60,
     extra: Callable[[], Any] = lambda: "",
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{master.log_text()[-3000:]}\n{extra()}")
+    try:
+        master.wait(predicate, timeout, what)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{extra()}") from None
 
 
 @pytest.fixture
@@ -456,25 +351,20 @@ def forge_server() -> Iterator[RecordingForge]:
 def test_live_statuses(tmp_path: Path, forge_server: RecordingForge, forge_name: str) -> None:
     forge = FORGES[forge_name]
     token = "tok-" + secrets.token_hex(16)
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir(mode=0o700)
-    (secrets_dir / "forge_token").write_text(token)
-    (secrets_dir / "forge_token").chmod(0o600)
-
     flags = tmp_path / "flags"
     flags.mkdir()
-    port = _free_port()
+    master = Master(tmp_path / "master")
     cfg = MASTER_CFG.format(
-        port=port,
-        secrets_dir=str(secrets_dir),
+        port=master.www_port,
+        secrets_dir=str(master.basedir / "secrets"),
         forge=forge_name,
         base_url=forge_server.url,
         flags=str(flags),
     )
-    master = LiveMaster(tmp_path / "master", port, cfg)
+    master.create(secrets={"forge_token": token}, config=cfg)
     aggregate = aggregate_context("erp")
     sha1, sha2 = "1" * 40, "2" * 40
-    try:
+    with master.running():
 
         def final(sha: str, state: str, count: int = 1) -> Callable[[], bool]:
             return lambda: (
@@ -486,11 +376,18 @@ def test_live_statuses(tmp_path: Path, forge_server: RecordingForge, forge_name:
 
         # Revision 1: erp-pg17 fails.
         (flags / "erp-pg17").touch()
-        master.change("acme/erp", sha1)
+        _change(master, "acme/erp", sha1)
         _wait("aggregate failure", final(sha1, forge.failure), master, extra=recorded_text)
         # The same revision, erp-pg17 forced again: it passes now.
         (flags / "erp-pg17").unlink()
-        master.force("erp-pg17", "acme/erp", sha1)
+        master.force(
+            "erp-pg17",
+            reason="re-run",
+            repository="https://forge.example/acme/erp.git",
+            project="acme/erp",
+            branch="main",
+            revision=sha1,
+        )
         _wait(
             "aggregate success after re-run",
             final(sha1, forge.success),
@@ -499,14 +396,12 @@ def test_live_statuses(tmp_path: Path, forge_server: RecordingForge, forge_name:
         )
         # Revision 2 passes everywhere; crm builds too, without statuses.
         (flags / "crm-pg15").touch()
-        master.change("acme/erp", sha2)
-        master.change("acme/crm", sha2)
+        _change(master, "acme/erp", sha2)
+        _change(master, "acme/crm", sha2)
         _wait("aggregate success", final(sha2, forge.success), master, extra=recorded_text)
         _wait(
             "the crm build",
-            lambda: any(
-                b["complete"] for b in master.get_json("/api/v2/builders/crm-pg15/builds")["builds"]
-            ),
+            lambda: any(b["complete"] for b in master.get("builders/crm-pg15/builds")["builds"]),
             master,
         )
         # Let the last events (crm, late cell statuses) be handled before looking.
@@ -555,20 +450,18 @@ def test_live_statuses(tmp_path: Path, forge_server: RecordingForge, forge_name:
             assert token not in json.dumps(r.body)
             assert token not in r.path
         # ... not in build properties or logs, not in the master's log.
-        seen = [master.get("/api/v2/builds?property=*")]
-        for build in master.get_json("/api/v2/builds")["builds"]:
-            seen.append(master.get(f"/api/v2/builds/{build['buildid']}/properties"))
-            for step in master.get_json(f"/api/v2/builds/{build['buildid']}/steps")["steps"]:
-                for log in master.get_json(f"/api/v2/steps/{step['stepid']}/logs")["logs"]:
-                    seen.append(master.get(f"/api/v2/logs/{log['logid']}/raw"))
+        seen = [master.raw("builds?property=*")]
+        for build in master.get("builds")["builds"]:
+            seen.append(master.raw(f"builds/{build['buildid']}/properties"))
+            for step in master.get(f"builds/{build['buildid']}/steps")["steps"]:
+                for log in master.get(f"steps/{step['stepid']}/logs")["logs"]:
+                    seen.append(master.raw(f"logs/{log['logid']}/raw"))
         assert len(seen) > 10
         assert any(b"cell says" in blob for blob in seen)  # the logs were really read
         for blob in seen:
             assert token.encode() not in blob
-        assert token not in master.log_text()
-        assert "Traceback" not in master.log_text()
-    finally:
-        master.stop()
+        assert token not in master.log()
+        assert "Traceback" not in master.log()
 
 
 def test_results_codes_used_by_the_aggregate_are_buildbots() -> None:
