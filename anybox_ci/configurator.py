@@ -174,6 +174,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         self._add_change_hooks(config_dict, loaded)
         for key, values in generated.items():
             if key == "codebaseGenerator":
+                values.fallback = config_dict.get(key)  # the user's own, for other changes
                 config_dict[key] = values
             else:
                 config_dict.setdefault(key, []).extend(values)

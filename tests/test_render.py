@@ -704,3 +704,10 @@ def test_master_cfg_can_add_a_step_set_without_touching_the_defaults(tmp_path: P
     factory = by_name(d["builders"])["erp-pg15"].factory
     smoke_step = next(s for s in factory.steps if s.kwargs.get("name") == "smoke")
     assert smoke_step.kwargs["command"] == ["bin/smoke", "--fast"]
+
+
+def test_users_own_codebase_generator_still_names_other_changes(tmp_path: Path) -> None:
+    d = configured(make_master(tmp_path), {"codebaseGenerator": lambda ch: "mine"})
+    generator = d["codebaseGenerator"]
+    assert generator({"repository": "https://e.com/erp.git", "branch": "main"}) != "mine"
+    assert generator({"repository": "https://elsewhere/x.git", "branch": "main"}) == "mine"
