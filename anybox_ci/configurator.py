@@ -251,12 +251,10 @@ class AnyboxConfigurator(ConfiguratorBase):
             pollers,
         )
         from .render.factory import make_factory
-        from .render.utils_bundle import write_bundle
+        from .render.utils_bundle import BUNDLE_NAME, write_bundle
         from .reporters import status_reporters
 
         config, matrix = loaded.config, loaded.matrix
-        from .render.utils_bundle import BUNDLE_NAME
-
         bundle = Path(BUNDLE_NAME) if dry_run else write_bundle(self.basedir / "anybox-ci")
         testing_db = util.Property("testing_db", default="")
         env = CellEnv(self.registry, {"ANYBOX_CI_DB": testing_db, "PGDATABASE": testing_db})
