@@ -25,11 +25,10 @@ from ..model import Buildout, BuildoutSource
 from .buildsteps import CellEnv, UtilStep
 from .stepsets import (
     TESTING_DB,
-    UTILS_BUNDLE,
-    UTILS_PYTHON,
     StepContext,
     StepSets,
     cleanup_steps,
+    util_argv,
 )
 from .utils_bundle import BUNDLE_NAME
 
@@ -192,8 +191,7 @@ def make_factory(
     from .autowatch import BuildoutCommand, UpdateWatches
 
     factory = BuildFactory()
-    bootstrap_util = StepContext(buildout, env, CHECKOUT, "").util_argv
-    fetch, workdir = _fetch_steps(buildout, bootstrap_util, fetch_url)
+    fetch, workdir = _fetch_steps(buildout, util_argv, fetch_url)
     config_file = buildout.source.file
     ctx = StepContext(buildout, env, workdir, config_file)
 
@@ -296,9 +294,7 @@ def _property_steps(env: CellEnv) -> list[BuildStep]:
 def _bootstrap(env: CellEnv, python: str, spec: str, timeout: int) -> BuildStep:
     return UtilStep(
         name="bootstrap",
-        command=[
-            UTILS_PYTHON,
-            UTILS_BUNDLE,
+        command=util_argv(
             "bootstrap",
             "--venv",
             util.Interpolate(CACHE + "/venv-%(prop:py_version:-default)s"),
@@ -306,7 +302,7 @@ def _bootstrap(env: CellEnv, python: str, spec: str, timeout: int) -> BuildStep:
             util.Interpolate("%(prop:anybox_python:-" + python + ")s"),
             "--buildout-version",
             spec,
-        ],
+        ),
         workdir=".",
         env=env,
         haltOnFailure=True,

@@ -27,6 +27,11 @@ UTILS_PYTHON = util.Property("anybox_utils_python", default="python3")
 UTILS_BUNDLE = util.Interpolate("%(prop:builddir)s/" + BUNDLE_NAME)
 
 
+def util_argv(script: str, *args: Any) -> list[Any]:
+    """argv running a build_utils script from the bundle sent to the worker."""
+    return [UTILS_PYTHON, UTILS_BUNDLE, script, *args]
+
+
 @dataclass(frozen=True)
 class StepContext:
     """What a step set may use: the buildout, the cell env, where the buildout lives."""
@@ -46,8 +51,7 @@ class StepContext:
         return str(self.opt("buildout-part"))
 
     def util_argv(self, script: str, *args: Any) -> list[Any]:
-        """argv running a build_utils script from the bundle sent to the worker."""
-        return [UTILS_PYTHON, UTILS_BUNDLE, script, *args]
+        return util_argv(script, *args)
 
     def shell(self, name: str, command: Any, **kwargs: Any) -> BuildStep:
         kwargs.setdefault("workdir", self.workdir)
@@ -125,16 +129,14 @@ def simple_create(ctx: StepContext) -> list[BuildStep]:
 def _create_db(env: CellEnv, template: str, timeout: int) -> BuildStep:
     return UtilStep(
         name="create_db",
-        command=[
-            UTILS_PYTHON,
-            UTILS_BUNDLE,
+        command=util_argv(
             "pgdb",
             "create",
             "--name",
             TESTING_DB,
             "--template",
             template,
-        ],
+        ),
         workdir=".",
         env=env,
         haltOnFailure=True,
@@ -177,7 +179,7 @@ def cleanup_steps(ctx: StepContext) -> list[BuildStep]:
 def _drop_db(env: CellEnv, policy: str, timeout: int) -> BuildStep:
     return UtilStep(
         name="drop_db",
-        command=[UTILS_PYTHON, UTILS_BUNDLE, "pgdb", "drop", "--name", TESTING_DB],
+        command=util_argv("pgdb", "drop", "--name", TESTING_DB),
         workdir=".",
         env=env,
         timeout=timeout,
