@@ -711,3 +711,33 @@ def test_users_own_codebase_generator_still_names_other_changes(tmp_path: Path) 
     generator = d["codebaseGenerator"]
     assert generator({"repository": "https://e.com/erp.git", "branch": "main"}) != "mine"
     assert generator({"repository": "https://elsewhere/x.git", "branch": "main"}) == "mine"
+
+
+def test_highest_priority_free_worker_gets_the_build() -> None:
+    from types import SimpleNamespace
+
+    from anybox_ci.render.buildsteps import priority_next_worker
+
+    def wfb(name: str) -> Any:
+        return SimpleNamespace(worker=SimpleNamespace(workername=name))
+
+    choose = priority_next_worker({"slow": 1.0, "fast": 10.0, "mid": 5.0})
+    free = [wfb("slow"), wfb("mid"), wfb("fast")]
+    assert all(choose(None, free, None).worker.workername == "fast" for _ in range(20))
+    assert choose(None, free[:2], None).worker.workername == "mid"
+    assert choose(None, [], None) is None
+
+
+def test_master_cfg_can_override_a_capability(tmp_path: Path) -> None:
+    from anybox_ci.capabilities import CapabilitySpec
+
+    root = make_master(
+        tmp_path,
+        "[erp]\nbuildout = standalone b.cfg\nbuild-for = postgresql\n",
+    )
+    spec = CapabilitySpec("postgresql", "postgres", "pgv", env={"DB_PORT": "port"})
+    d: dict[str, Any] = {}
+    AnyboxConfigurator(root, capabilities={"postgresql": spec}).configure(d)
+    names = sorted(b.name for b in d["builders"])
+    assert names == ["erp-postgres15", "erp-postgres17"]
+    assert by_name(d["builders"])["erp-postgres15"].properties["pgv"] == "15"
