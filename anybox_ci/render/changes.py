@@ -116,28 +116,19 @@ def pollers(watches: Sequence[Watch], interval: int, hgbin: str = "hg") -> list[
             branches.setdefault((w.vcs, w.url), []).append(w.branch)
     result: list[Any] = []
     for (vcs, url), names in sorted(branches.items()):
-        workdir = f"pollers/{vcs}-{codebase_name(url, '')}"
-        if vcs == "git":
-            result.append(
-                changes.GitPoller(
-                    repourl=url,
-                    branches=sorted(set(names)),
-                    pollInterval=interval,
-                    workdir=workdir,
-                    pollAtLaunch=True,
-                    pollRandomDelayMax=min(interval // 10, 30),
-                )
+        poller, extra = (
+            (changes.GitPoller, {}) if vcs == "git" else (changes.HgPoller, {"hgbin": hgbin})
+        )
+        result.append(
+            poller(
+                repourl=url,
+                branches=sorted(set(names)),
+                pollInterval=interval,
+                workdir=f"pollers/{vcs}-{codebase_name(url, '')}",
+                pollAtLaunch=True,
+                # jitter, so that many pollers do not hit the forge at the same second
+                pollRandomDelayMax=min(interval // 10, 30),
+                **extra,
             )
-        else:
-            result.append(
-                changes.HgPoller(
-                    repourl=url,
-                    branches=sorted(set(names)),
-                    pollInterval=interval,
-                    workdir=workdir,
-                    hgbin=hgbin,
-                    pollAtLaunch=True,
-                    pollRandomDelayMax=min(interval // 10, 30),
-                )
-            )
+        )
     return result
