@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from build_utils import bootstrap
+from tests.shipped import ship, summary_of
 
 ROOT = Path(__file__).resolve().parents[1]
-PREFIX = "anybox-ci summary: "
-
-
-def summary_of(stdout: str) -> str:
-    last = stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith(PREFIX), last
-    return last[len(PREFIX) :]
 
 
 def values(stdout: str) -> dict[str, str]:
@@ -30,10 +23,7 @@ def values(stdout: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("worker") / "build_utils"
-    folder.mkdir()
-    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
-    return Path(shutil.copy(ROOT / "build_utils" / "bootstrap.py", folder))
+    return ship(tmp_path_factory.mktemp("worker"), "bootstrap")
 
 
 @pytest.fixture(scope="module")

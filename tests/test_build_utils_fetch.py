@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import io
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,18 +18,12 @@ from pathlib import Path
 import pytest
 
 from build_utils import fetch
+from tests.shipped import ship, summary_of
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
-PREFIX = "anybox-ci summary: "
 HOSTILE_BRANCH = "$(touch pwned)"
 HOSTILE_REVISION = ";rm -rf ~"
-
-
-def summary_of(stdout: str) -> str:
-    last = stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith(PREFIX), last
-    return last[len(PREFIX) :]
 
 
 def got_revision(stdout: str) -> str:
@@ -63,10 +56,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
-    folder = tmp_path / "build_utils"
-    folder.mkdir()
-    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
-    return Path(shutil.copy(ROOT / "build_utils" / "fetch.py", folder))
+    return ship(tmp_path, "fetch")
 
 
 def sh(argv: list[str], cwd: Path, env: dict[str, str]) -> str:

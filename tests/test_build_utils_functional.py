@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from build_utils import functional
+from tests.shipped import ship, summary_of
 
 ROOT = Path(__file__).resolve().parents[1]
-PREFIX = "anybox-ci summary: "
 
 FETCH = (
     "import sys, urllib.request\n"
@@ -22,12 +21,6 @@ FETCH = (
     "body = opener.open(sys.argv[1], timeout=10).read()\n"
     "sys.exit(0 if body == b'hello from the server' else 7)\n"
 )
-
-
-def summary_of(stdout: str) -> str:
-    last = stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith(PREFIX), last
-    return last[len(PREFIX) :]
 
 
 def pid_alive(pid: int) -> bool:
@@ -46,11 +39,7 @@ def pid_alive(pid: int) -> bool:
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
     """functional.py and ports.py copied alone, as the master ships them together."""
-    folder = tmp_path / "build_utils"
-    folder.mkdir()
-    shutil.copy(ROOT / "build_utils" / "ports.py", folder)
-    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
-    return Path(shutil.copy(ROOT / "build_utils" / "functional.py", folder))
+    return ship(tmp_path, "functional", "ports")
 
 
 @pytest.fixture

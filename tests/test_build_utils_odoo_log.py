@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from build_utils import odoo_log
+from tests.shipped import ship, summary_of
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "tests" / "data" / "odoo_logs"
-PREFIX = "anybox-ci summary: "
 
 EXPECTED = {
     "odoo8_pass.log": (True, "ok: 4 tests"),
@@ -58,19 +57,10 @@ EXPECTED = {
 }
 
 
-def summary_of(stdout: str) -> str:
-    last = stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith(PREFIX), last
-    return last[len(PREFIX) :]
-
-
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
     """The script copied alone into a build_utils folder, as the master ships it."""
-    folder = tmp_path / "build_utils"
-    folder.mkdir()
-    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
-    return Path(shutil.copy(ROOT / "build_utils" / "odoo_log.py", folder))
+    return ship(tmp_path, "odoo_log")
 
 
 def test_every_fixture_is_covered() -> None:

@@ -15,19 +15,13 @@ from pathlib import Path
 import pytest
 
 from build_utils import pgdb, ports
+from tests.shipped import ship, summary_of
 
 pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PREFIX = "anybox-ci summary: "
 WEIRD_NAME = 'we"ird -db $(touch pwned); DROP DATABASE postgres; --'
-
-
-def summary_of(stdout: str) -> str:
-    last = stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith(PREFIX), last
-    return last[len(PREFIX) :]
 
 
 @dataclass
@@ -110,10 +104,7 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
-    folder = tmp_path / "build_utils"
-    folder.mkdir()
-    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
-    return Path(shutil.copy(ROOT / "build_utils" / "pgdb.py", folder))
+    return ship(tmp_path, "pgdb")
 
 
 @pytest.fixture

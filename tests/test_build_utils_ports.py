@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,15 +11,9 @@ from pathlib import Path
 import pytest
 
 from build_utils import ports
+from tests.shipped import ship, summary_of
 
 ROOT = Path(__file__).resolve().parents[1]
-PREFIX = "anybox-ci summary: "
-
-
-def summary_of(stdout: str) -> str:
-    last = stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith(PREFIX), last
-    return last[len(PREFIX) :]
 
 
 @pytest.fixture
@@ -30,10 +23,7 @@ def lock_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
-    folder = tmp_path / "build_utils"
-    folder.mkdir()
-    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
-    return Path(shutil.copy(ROOT / "build_utils" / "ports.py", folder))
+    return ship(tmp_path, "ports")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,24 +11,15 @@ from textwrap import dedent
 import pytest
 
 from build_utils import watch
+from tests.shipped import ship, summary_of
 
 ROOT = Path(__file__).resolve().parents[1]
-PREFIX = "anybox-ci summary: "
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-def summary_of(stdout: str) -> str:
-    last = stdout.rstrip("\n").splitlines()[-1]
-    assert last.startswith(PREFIX), last
-    return last[len(PREFIX) :]
 
 
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
-    folder = tmp_path / "build_utils"
-    folder.mkdir()
-    shutil.copy(ROOT / "build_utils" / "summary.py", folder)  # shared by all scripts
-    return Path(shutil.copy(ROOT / "build_utils" / "watch.py", folder))
+    return ship(tmp_path, "watch")
 
 
 def write(path: Path, text: str) -> Path:
