@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from anybox_ci import localrun
-from anybox_ci.pgcluster import Cluster, ensure_binaries
+from anybox_ci.devtools import localmaster as localrun
+from anybox_ci.devtools.pgcluster import Cluster, ensure_binaries
 
 OWN_WORK_STEPS = {"buildout", "test"}
 TRIVIAL_BUILDOUT = """[buildout]

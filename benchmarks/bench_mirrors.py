@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from anybox_ci.mirrors import Remote, update_mirrors  # noqa: E402
+from anybox_ci.changes.mirrors import Remote, update_mirrors  # noqa: E402
 
 GIT_ENV = dict(
     os.environ,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from anybox_ci.pgcluster import Cluster, ensure_binaries
+from anybox_ci.devtools.pgcluster import Cluster, ensure_binaries
 
 VERSIONS_ENV = "ANYBOX_CI_PG_VERSIONS"
 DEFAULT_VERSIONS = "13,15,17"

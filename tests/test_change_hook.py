@@ -19,16 +19,16 @@ from typing import Any
 
 import pytest
 
-from anybox_ci.hooks import install_hooks, notify_push_command
-from anybox_ci.localrun import Master, tool_env
-from anybox_ci.mirrors import Change
-from anybox_ci.notify import Spool, change_form, deliver
+from anybox_ci.changes.mirrors import Change
+from anybox_ci.changes.notify import Spool, change_form, deliver
+from anybox_ci.changes.pushhooks import install_hooks, notify_push_command
+from anybox_ci.core.vcs import check_branch as check_branch_name
+from anybox_ci.core.vcs import check_revision
+from anybox_ci.devtools.localmaster import Master, tool_env
 from anybox_ci.www.change_hook import (
     KNOWN_REPOSITORIES,
     AnyboxHookHandler,
     KnownRepositories,
-    check_branch_name,
-    check_revision,
 )
 from tests.test_mirrors import ENV, commit, make_repo, run
 

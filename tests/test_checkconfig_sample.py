@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.diagnostics import Diagnostics
-from anybox_ci.model import load_workers
+from anybox_ci.core.diagnostics import Diagnostics
+from anybox_ci.core.model import load_workers
 
 pytestmark = pytest.mark.live
 

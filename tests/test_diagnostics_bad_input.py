@@ -187,7 +187,7 @@ BAD_INPUTS = [
         "    git https://e.com/b.git ma..in\n",
         WORKERS,
         {},
-        "{m}:5: [erp] watch: invalid branch name 'ma..in'",
+        "{m}:5: [erp] watch: invalid branch name 'ma..in': it contains '..'",
     ),
 ]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci import docs
-from anybox_ci.schema import MANIFEST_OPTIONS, WORKER_OPTIONS
+from anybox_ci.cli import docs
+from anybox_ci.core.schema import MANIFEST_OPTIONS, WORKER_OPTIONS
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference"
 
@@ -38,7 +38,7 @@ def test_changing_an_option_doc_changes_the_output() -> None:
 
 
 def test_every_option_alias_step_set_and_capability_is_documented() -> None:
-    from anybox_ci.capabilities import DEFAULT_CAPABILITIES
+    from anybox_ci.core.capabilities import DEFAULT_CAPABILITIES
     from anybox_ci.render.stepsets import DEFAULT_STEP_SETS
 
     pages = docs.render()

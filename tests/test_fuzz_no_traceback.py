@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anybox_ci import cli
-from anybox_ci.schema import MANIFEST_OPTIONS, WORKER_OPTIONS
+from anybox_ci.core.schema import MANIFEST_OPTIONS, WORKER_OPTIONS
 
 # no lone surrogates: they cannot be written to a file at all
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)

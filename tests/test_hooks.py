@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.hooks import (
+from anybox_ci.changes.notify import Spool
+from anybox_ci.changes.pushhooks import (
     BEGIN,
     END,
     HG_HOOK_KEY,
@@ -19,7 +20,6 @@ from anybox_ci.hooks import (
     notify_push_command,
     notify_push_main,
 )
-from anybox_ci.notify import Spool
 from tests.test_mirrors import AUTHOR, ENV, TOOL, commit, make_repo, run
 from tests.test_notify import Recorder
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from anybox_ci.localrun import Master, http_request
+from anybox_ci.devtools.localmaster import Master, http_request
 from anybox_ci.www.htpasswd import (
     HtpasswdChecker,
     HtpasswdFile,

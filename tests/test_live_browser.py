@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from anybox_ci.localrun import (
+from anybox_ci.devtools.localmaster import (
     REPO_ROOT,
     Master,
     WorkerProcess,

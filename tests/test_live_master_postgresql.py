@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from anybox_ci.localrun import Master, WorkerProcess, make_sample_repo, offer_line
-from anybox_ci.pgcluster import Cluster, ensure_binaries
+from anybox_ci.devtools.localmaster import Master, WorkerProcess, make_sample_repo, offer_line
+from anybox_ci.devtools.pgcluster import Cluster, ensure_binaries
 
 pytestmark = pytest.mark.live
 

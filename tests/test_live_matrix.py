@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from anybox_ci.localrun import (
+from anybox_ci.core.vcs import codebase_name
+from anybox_ci.devtools.localmaster import (
     Master,
     WorkerProcess,
     git,
@@ -25,7 +26,6 @@ from anybox_ci.localrun import (
     offer_line,
     sample_manifest,
 )
-from anybox_ci.render.factory import codebase_name
 
 pytestmark = pytest.mark.live
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from anybox_ci.localrun import Master, WorkerProcess, git, make_sample_repo, offer_line
-from anybox_ci.mirrors import update_mirrors_main
-from anybox_ci.render.factory import codebase_name
+from anybox_ci.cli.update_mirrors import main as update_mirrors_main
+from anybox_ci.core.vcs import codebase_name
+from anybox_ci.devtools.localmaster import Master, WorkerProcess, git, make_sample_repo, offer_line
 
 pytestmark = pytest.mark.live
 HOOK_USER, HOOK_PASSWORD = "anybox-ci", "hook-Secret-9876"

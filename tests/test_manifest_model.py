@@ -7,23 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.diagnostics import Diagnostics
-from anybox_ci.model import (
+from anybox_ci.core.diagnostics import Diagnostics
+from anybox_ci.core.model import (
     Buildout,
     BuildoutSource,
     Offer,
     Password,
     Watch,
     WorkerDef,
-    check_branch,
     load_manifests,
     load_workers,
     parse_offer,
     parse_source,
     parse_watch,
 )
+from anybox_ci.core.vcs import branch_error, check_branch
+from anybox_ci.core.versions import Version, VersionFilter
 from anybox_ci.render.stepsets import DEFAULT_STEP_SETS
-from anybox_ci.versions import Version, VersionFilter
 
 
 def write(path: Path, text: str) -> Path:
@@ -381,7 +381,7 @@ def test_good_branch_names(branch: str) -> None:
     ],
 )
 def test_bad_branch_names(branch: str) -> None:
-    why = check_branch(branch)
+    why = branch_error(branch)
     assert why is not None
     assert "branch name" in why
 

@@ -6,8 +6,8 @@ from types import MappingProxyType
 from typing import Any
 
 from anybox_ci.configurator import AnyboxConfigurator
-from anybox_ci.plan import Cell, Matrix, Unmatched
-from anybox_ci.versions import Version
+from anybox_ci.core.plan import Cell, Matrix, Unmatched
+from anybox_ci.core.versions import Version
 from anybox_ci.www.matrix_page import MatrixPage, render_html
 
 

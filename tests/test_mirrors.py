@@ -12,21 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.mirrors import (
+from anybox_ci.changes.mirrors import (
     EXIT_LOCKED,
     LOCK_NAME,
     TRASH_NAME,
     Change,
     MirrorsLocked,
     Remote,
-    RewriteRule,
     mirror_path,
-    parse_rewrite_rules,
     redact_url,
-    rewrite_url,
     update_mirrors,
-    update_mirrors_main,
 )
+from anybox_ci.cli.update_mirrors import main as update_mirrors_main
+from anybox_ci.core.rewrites import RewriteRule, parse_rewrite_rules, rewrite_url
 
 BIN = Path(sys.executable).parent
 AUTHOR = "Ada Lovelace <ada@example.com>"

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from anybox_ci.mirrors import Change, Remote, update_mirrors_main
-from anybox_ci.notify import (
+from anybox_ci.changes.mirrors import Change, Remote
+from anybox_ci.changes.notify import (
     CHANGE_ID_PROPERTY,
     SECRET_ENV,
     VCS_PROPERTY,
@@ -28,6 +28,7 @@ from anybox_ci.notify import (
     hook_endpoint,
     read_secret,
 )
+from anybox_ci.cli.update_mirrors import main as update_mirrors_main
 from tests.test_mirrors import commit, make_repo
 
 SECRET = "s3cret-Hook-pw"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.pgcluster import (
+from anybox_ci.devtools.pgcluster import (
     CACHE_ENV,
     SYSTEM_ROOT,
     Cluster,
@@ -42,7 +42,7 @@ def tcp_accepts(port: int) -> bool:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "anybox_ci.pgcluster", *args],
+        [sys.executable, "-m", "anybox_ci.devtools.pgcluster", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -150,7 +150,7 @@ def test_download_races_then_the_cache_serves_without_npm(
     env = dict(os.environ, **{CACHE_ENV: str(cache)})
     racers = [
         subprocess.Popen(
-            [sys.executable, "-m", "anybox_ci.pgcluster", "prepare", str(major)],
+            [sys.executable, "-m", "anybox_ci.devtools.pgcluster", "prepare", str(major)],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from anybox_ci import cli
-from anybox_ci.capabilities import CapabilityRegistry, CapabilitySpec
-from anybox_ci.diagnostics import Diagnostics
-from anybox_ci.model import load_manifests, load_workers
-from anybox_ci.plan import Cell, Matrix, Unmatched, plan
+from anybox_ci.core.capabilities import CapabilityRegistry, CapabilitySpec
+from anybox_ci.core.diagnostics import Diagnostics
+from anybox_ci.core.model import load_manifests, load_workers
+from anybox_ci.core.plan import Cell, Matrix, Unmatched, plan
 
 
 def make_plan(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.localrun import Master, tool_env
+from anybox_ci.devtools.localmaster import Master, tool_env
 
 pytestmark = pytest.mark.live
 

@@ -25,9 +25,9 @@ from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectShell, TestBuildStepMixin
 from twisted.trial import unittest
 
-from anybox_ci.capabilities import CapabilityRegistry
 from anybox_ci.cli import main as cli_main
 from anybox_ci.configurator import AnyboxConfigurator
+from anybox_ci.core.capabilities import CapabilityRegistry
 from anybox_ci.render.buildsteps import CellEnv, UtilStep
 
 MANIFEST = """\
@@ -729,7 +729,7 @@ def test_highest_priority_free_worker_gets_the_build() -> None:
 
 
 def test_master_cfg_can_override_a_capability(tmp_path: Path) -> None:
-    from anybox_ci.capabilities import CapabilitySpec
+    from anybox_ci.core.capabilities import CapabilitySpec
 
     root = make_master(
         tmp_path,

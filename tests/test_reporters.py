@@ -24,8 +24,8 @@ import pytest
 from buildbot.plugins import util
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, SUCCESS, WARNINGS
 
-from anybox_ci.localrun import Master
-from anybox_ci.reporters import (
+from anybox_ci.devtools.localmaster import Master
+from anybox_ci.render.reporters import (
     BuildoutCells,
     CellState,
     GiteaStatusPush,
@@ -268,7 +268,7 @@ def _collapse(states: list[str]) -> list[str]:
 MASTER_CFG = """\
 import sys
 from buildbot.plugins import schedulers, secrets, steps, util, worker
-from anybox_ci.reporters import status_reporters
+from anybox_ci.render.reporters import status_reporters
 
 c = BuildmasterConfig = {{}}
 c['buildbotNetUsageData'] = None
@@ -466,7 +466,7 @@ def test_live_statuses(tmp_path: Path, forge_server: RecordingForge, forge_name:
 
 def test_results_codes_used_by_the_aggregate_are_buildbots() -> None:
     # RETRY means "queued again": the cell stays pending instead of counting as a result.
-    from anybox_ci.reporters import _state_of_build
+    from anybox_ci.render.reporters import _state_of_build
 
     state = _state_of_build(3, {"complete": True, "results": RETRY, "started_at": 1})
     assert not state.complete and state.started

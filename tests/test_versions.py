@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anybox_ci.versions import Criterion, Version, VersionFilter, parse_requirement
+from anybox_ci.core.versions import Criterion, Version, VersionFilter, parse_requirement
 
 V = Version.parse
 

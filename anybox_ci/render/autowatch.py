@@ -10,10 +10,8 @@ A missing or corrupt file is a warning, never an error.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,62 +21,7 @@ from buildbot.process.results import SUCCESS, WARNINGS
 from twisted.internet import defer
 from zope.interface import implementer
 
-from ..diagnostics import Diagnostics
-from ..model import Watch, check_branch
-from .factory import codebase_name
-
-WATCH_DIR = "anybox-ci/watch"
-
-
-@dataclass(frozen=True)
-class Pin:
-    """How to pin one discovered source on the buildout command line."""
-
-    kind: str  # "recipe" or "developer"
-    section: str
-    target: str = ""
-    name: str = ""
-    line: str = ""
-
-
-def watch_file(basedir: Path, buildout: str) -> Path:
-    return basedir / WATCH_DIR / f"{buildout}.json"
-
-
-def parse_discovered(text: str) -> list[tuple[Watch, Pin | None]]:
-    """Watches from a watch.py dump; raises ValueError on anything malformed."""
-    data = json.loads(text)
-    if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
-        raise ValueError("expected an object with a 'sources' list")
-    found = []
-    for source in data["sources"]:
-        vcs, url, branch = source.get("vcs"), source.get("url"), source.get("branch") or ""
-        if vcs not in ("git", "hg", "bzr") or not isinstance(url, str) or not url:
-            raise ValueError(f"bad source entry {source!r}")
-        if branch and check_branch(branch):
-            raise ValueError(f"bad branch in {source!r}")
-        pin = source.get("pin")
-        found.append(
-            (
-                Watch(vcs, url, branch),
-                Pin(**{k: str(v) for k, v in pin.items() if k in Pin.__annotations__})
-                if isinstance(pin, dict)
-                else None,
-            )
-        )
-    return found
-
-
-def read_discovered(path: Path, diags: Diagnostics, section: str) -> list[tuple[Watch, Pin | None]]:
-    if not path.exists():
-        return []
-    try:
-        return parse_discovered(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError) as exc:
-        diags.warning(
-            str(path), 0, section, "auto-watch", f"ignoring the discovered sources: {exc}"
-        )
-        return []
+from ..core.discovered import Pin, parse_discovered
 
 
 @implementer(IRenderable)
@@ -109,10 +52,6 @@ class BuildoutCommand:
         for section, lines in revisions.items():
             argv.append(f"{section}:revisions=" + "\n".join(lines))
         return argv
-
-
-def pins_by_codebase(discovered: list[tuple[Watch, Pin | None]]) -> dict[str, Pin]:
-    return {codebase_name(w.url, w.branch): p for w, p in discovered if p is not None}
 
 
 class UpdateWatches(buildstep.BuildStep):

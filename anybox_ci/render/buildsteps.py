@@ -21,8 +21,8 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from ..build_utils.summary import SUMMARY_PREFIX
-from ..capabilities import CapabilityRegistry
-from ..versions import Version, VersionFilter
+from ..core.capabilities import CapabilityRegistry
+from ..core.versions import Version, VersionFilter
 
 #: worker-side scripts print ``name=value`` lines; these names become these properties
 EXPORTED_PROPERTIES = {"got_revision": "got_revision", "buildout": "buildout_bin"}

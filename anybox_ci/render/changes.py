@@ -13,8 +13,8 @@ from typing import Any
 
 from buildbot.plugins import changes, schedulers, util
 
-from ..model import Buildout, Watch
-from .factory import codebase_name
+from ..core.model import Buildout, Watch
+from ..core.vcs import codebase_name
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ ports, paths) comes from builder and worker properties at build time.
 from __future__ import annotations
 
 import configparser
-import hashlib
 import posixpath
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -21,7 +20,8 @@ from buildbot.plugins import steps, util
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.factory import BuildFactory
 
-from ..model import Buildout, BuildoutSource
+from ..core.model import Buildout, BuildoutSource
+from ..core.vcs import codebase_name
 from .buildsteps import CellEnv, UtilStep
 from .stepsets import (
     TESTING_DB,
@@ -36,14 +36,6 @@ CHECKOUT = "build"
 CACHE = "%(prop:builddir)s/../anybox-ci-cache"
 #: one buildout at a time per worker writes into the shared egg and download caches
 BUILDOUT_CACHE_LOCK = util.WorkerLock("anybox-ci buildout caches")
-
-
-def codebase_name(url: str, branch: str) -> str:
-    """A stable codebase per watched (repository, branch): the unit of revision pinning."""
-    tail = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "repo"
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in tail)[:40]
-    digest = hashlib.sha1(f"{url}\0{branch}".encode()).hexdigest()[:8]
-    return f"{safe}-{digest}"
 
 
 def standalone_files(path: Path) -> list[Path]:
@@ -329,4 +321,4 @@ def _cell_properties(env: CellEnv) -> Any:
     return render
 
 
-__all__ = ["BUILDOUT_CACHE_LOCK", "TESTING_DB", "codebase_name", "make_factory"]
+__all__ = ["BUILDOUT_CACHE_LOCK", "TESTING_DB", "make_factory"]

@@ -16,7 +16,7 @@ from buildbot.plugins import steps, util
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import SUCCESS, WARNINGS
 
-from ..model import Buildout
+from ..core.model import Buildout
 from .buildsteps import CellEnv, UtilStep
 from .utils_bundle import BUNDLE_NAME
 

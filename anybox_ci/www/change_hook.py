@@ -18,7 +18,6 @@ Enable it with ``c['www']['change_hook_dialects'] = {'anybox': {}}`` once the pa
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Generator, Iterable, Mapping
 from types import MappingProxyType
@@ -29,14 +28,11 @@ from buildbot.www.hooks.base import BaseHookHandler
 from twisted.internet import defer
 from twisted.python import log
 
-from anybox_ci.mirrors import VCS_NAMES, change_id
-from anybox_ci.notify import CHANGE_ID_PROPERTY, VCS_PROPERTY
+from anybox_ci.changes.notify import CHANGE_ID_PROPERTY, VCS_PROPERTY
+from anybox_ci.core.vcs import VCS_NAMES, change_id, check_branch, check_revision
 
 DEFAULT_DEDUPE_WINDOW = 10_000  # a replay is looked for among this many latest changes
 _PROPERTY_PREFIX = "anybox_ci_"
-_REF_FORBIDDEN = frozenset(" ~^:?*[\\")
-_HEX = re.compile(r"[0-9a-f]+\Z")
-_BZR_REVID = re.compile(r"[!-~]{1,255}\Z")  # printable ASCII, no whitespace
 
 
 class KnownRepositories:
@@ -59,48 +55,6 @@ class KnownRepositories:
 
 
 KNOWN_REPOSITORIES = KnownRepositories()
-
-
-def check_branch_name(name: str) -> str | None:
-    """Why ``name`` is not a valid git branch name (``git check-ref-format --branch``), or None."""
-    if not name:
-        return "it is empty"
-    if len(name) > 255:
-        return "it is longer than 255 characters"
-    if any(not c.isprintable() for c in name):
-        return "it contains a control or non-printable character"
-    bad = sorted(set(name) & _REF_FORBIDDEN)
-    if bad:
-        return "it contains " + " ".join(repr(c) for c in bad)
-    for sequence in ("..", "@{"):
-        if sequence in name:
-            return f"it contains {sequence!r}"
-    if name.startswith("-"):
-        return "it starts with '-'"
-    if name in ("@", "HEAD"):
-        return f"{name!r} is reserved"
-    if name.startswith("/") or name.endswith("/") or "//" in name:
-        return "it has an empty path component"
-    if name.endswith("."):
-        return "it ends with '.'"
-    for component in name.split("/"):
-        if component.startswith("."):
-            return "a path component starts with '.'"
-        if component.endswith(".lock"):
-            return "a path component ends with '.lock'"
-    return None
-
-
-def check_revision(vcs: str, revision: str) -> str | None:
-    """Why ``revision`` is not a full revision id of ``vcs``, or None."""
-    if vcs == "git":
-        ok = len(revision) in (40, 64) and bool(_HEX.match(revision))
-        return None if ok else "expected 40 or 64 lowercase hex digits"
-    if vcs == "hg":
-        ok = len(revision) in (12, 40) and bool(_HEX.match(revision))
-        return None if ok else "expected 40 (or 12) lowercase hex digits"
-    ok = bool(_BZR_REVID.match(revision)) and not revision.startswith("-") and revision != "null:"
-    return None if ok else "expected a bzr revision id without whitespace"
 
 
 def _shown(value: object) -> str:
@@ -164,7 +118,7 @@ class AnyboxHookHandler(BaseHookHandler):
         if not repository:
             raise ValueError("missing repository")
         if not (vcs == "bzr" and branch == ""):
-            problem = check_branch_name(branch)
+            problem = check_branch(branch)
             if problem:
                 raise ValueError(f"invalid branch name {_shown(branch)}: {problem}")
         problem = check_revision(vcs, revision)

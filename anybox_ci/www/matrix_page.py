@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..plan import Matrix
+from ..core.plan import Matrix
 
 # Scoped to the page's own container: the web UI embeds this page in its layout.
 _STYLE = """

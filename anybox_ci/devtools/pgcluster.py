@@ -13,7 +13,7 @@ gets real server binaries for any major and runs short-lived clusters from them:
 The server refuses to run as root, so under root the server programs run as the ``postgres``
 system user. Standard library only: the worker side may import it too.
 
-CLI: ``python -m anybox_ci.pgcluster prepare 13 15 17`` fetches the binaries ahead of time.
+CLI: ``python -m anybox_ci.devtools.pgcluster prepare 13 15 17`` fetches the binaries ahead of time.
 """
 
 from __future__ import annotations
@@ -497,7 +497,7 @@ class Cluster:
         )
         self._write(
             self.datadir / "anybox-ci.conf",
-            "# written by anybox_ci.pgcluster at each start\n"
+            "# written by anybox_ci.devtools.pgcluster at each start\n"
             "listen_addresses = '127.0.0.1'\n"
             f"port = {self.port}\n"
             f"unix_socket_directories = {_conf_quote(self.host)}\n"
@@ -647,7 +647,7 @@ def _conf_quote(value: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """`prepare MAJOR...`: fetch binaries ahead of time; one-line error and exit 1 on failure."""
     parser = argparse.ArgumentParser(
-        prog="python -m anybox_ci.pgcluster",
+        prog="python -m anybox_ci.devtools.pgcluster",
         description="Prepare PostgreSQL server binaries for throwaway clusters.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

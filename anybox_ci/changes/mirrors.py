@@ -13,7 +13,6 @@ password-protected remote fails fast instead of hanging a cron job.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -31,10 +30,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
-VCS_NAMES = ("git", "hg", "bzr")
+from anybox_ci.core.rewrites import RewriteRule, rewrite_url
+from anybox_ci.core.vcs import VCS_NAMES, change_id
+
 LOCK_NAME = ".update-mirrors.lock"
 TRASH_NAME = ".trash"
 STATE_NAME = "anybox-ci-state.json"
@@ -73,12 +74,6 @@ class Remote:
             or any(ord(c) < 32 or ord(c) == 127 for c in self.url)
         ):
             raise ValueError(f"invalid {self.vcs} URL {self.url!r}")
-
-
-def change_id(vcs: str, repository: str, branch: str, revision: str) -> str:
-    """Identity of a change: the same revision on the same branch is one change, whoever saw it."""
-    raw = "\0".join((vcs, repository, branch, revision)).encode("utf-8", "surrogateescape")
-    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -195,50 +190,6 @@ def mirror_path(root: Path, remote: Remote) -> Path:
         stem = leaf[:-4] if remote.vcs == "git" and leaf.endswith(".git") else leaf
         leaf = f"{stem}-{digest}" + (".git" if remote.vcs == "git" else "")
     return Path(root, remote.vcs, host, *segments[:-1], leaf)
-
-
-# --------------------------------------------------------------------------- rewrite rules
-
-
-@dataclass(frozen=True)
-class RewriteRule:
-    """Replace the URL prefix ``prefix`` by ``replacement`` (plain text, like git's insteadOf)."""
-
-    prefix: str
-    replacement: str
-
-
-def parse_rewrite_rules(text: str, source: str = "<rewrite rules>") -> list[RewriteRule]:
-    """Parse ``PREFIX -> REPLACEMENT`` lines; blank lines and ``#`` comments are skipped."""
-    rules: list[RewriteRule] = []
-    seen: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        prefix, arrow, replacement = (p.strip() for p in stripped.partition("->"))
-        if not arrow or not prefix or not replacement or "->" in replacement:
-            raise ValueError(
-                f"{source}:{lineno}: expected 'PREFIX -> REPLACEMENT', got {stripped!r}"
-            )
-        if any(c.isspace() for c in prefix + replacement):
-            raise ValueError(f"{source}:{lineno}: URLs in rewrite rules cannot contain spaces")
-        if prefix in seen:
-            raise ValueError(
-                f"{source}:{lineno}: prefix {prefix!r} already has a rule on line {seen[prefix]}"
-            )
-        seen[prefix] = lineno
-        rules.append(RewriteRule(prefix, replacement))
-    return rules
-
-
-def rewrite_url(url: str, rules: Iterable[RewriteRule]) -> str:
-    """Apply the rule with the longest matching prefix, if any."""
-    best: RewriteRule | None = None
-    for rule in rules:
-        if url.startswith(rule.prefix) and (best is None or len(rule.prefix) > len(best.prefix)):
-            best = rule
-    return url if best is None else best.replacement + url[len(best.prefix) :]
 
 
 # --------------------------------------------------------------------------- locking
@@ -892,14 +843,7 @@ def update_mirrors(
     return MirrorReport(tuple(results[r] for r in unique))
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments give one line on stderr, not a usage block or a traceback."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+# --------------------------------------------------------------------------- remotes file
 
 
 def load_remotes(path: Path) -> list[Remote]:
@@ -921,137 +865,3 @@ def load_remotes(path: Path) -> list[Remote]:
         except ValueError as exc:
             raise ValueError(f"{path}: entry {index}: {exc}") from None
     return remotes
-
-
-def remotes_from_master(master_dir: Path) -> list[Remote]:
-    """Every repository the master's manifests watch (auto-watched ones included)."""
-    from anybox_ci.configurator import AnyboxConfigurator
-
-    loaded = AnyboxConfigurator(master_dir).load()
-    if loaded.diagnostics.errors:
-        raise ValueError(
-            f"{loaded.diagnostics.errors[0]} (and the manifest has "
-            f"{len(loaded.diagnostics.errors)} error(s) in all)"
-        )
-    seen: list[Remote] = []
-    for watch in loaded.watches:
-        remote = Remote(watch.vcs, watch.url)
-        if remote not in seen:
-            seen.append(remote)
-    return seen
-
-
-def update_mirrors_main(argv: list[str] | None = None) -> int:
-    """``update-mirrors``: update, spool and deliver; exit 1 when any remote failed."""
-    from anybox_ci import notify  # notify imports this module
-
-    parser = _Parser(
-        prog="update-mirrors", description=update_mirrors_main.__doc__, allow_abbrev=False
-    )
-    parser.add_argument("--root", required=True, type=Path, help="folder holding the mirrors")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--master",
-        type=Path,
-        help="master directory: mirror every repository its manifests watch",
-    )
-    source.add_argument(
-        "--remotes-file",
-        type=Path,
-        help='JSON list of {"vcs": "git|hg|bzr", "url": URL}',
-    )
-    parser.add_argument("--jobs", type=int, default=4, help="parallel fetches (default 4)")
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds allowed per VCS command"
-    )
-    parser.add_argument(
-        "--rewrite-file",
-        type=Path,
-        help="'PREFIX -> REPLACEMENT' lines applied to the URLs fetched",
-    )
-    parser.add_argument("--notify", metavar="URL", help="master base URL to deliver changes to")
-    parser.add_argument("--user", default="anybox-ci", help="change hook user")
-    parser.add_argument(
-        "--secret-file", help=f"change hook password file (else ${notify.SECRET_ENV})"
-    )
-    parser.add_argument("--spool", type=Path, help="change spool (default ROOT/.spool)")
-    parser.add_argument("--wait", action="store_true", help="wait for a concurrent run to finish")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    prog = parser.prog
-
-    def fail(message: str, code: int = 2) -> int:
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return code
-
-    if args.jobs < 1:
-        return fail("--jobs must be at least 1")
-    if args.timeout <= 0:
-        return fail("--timeout must be positive")
-    try:
-        remotes = (
-            remotes_from_master(args.master) if args.master else load_remotes(args.remotes_file)
-        )
-        rules: list[RewriteRule] = []
-        if args.rewrite_file:
-            rules = parse_rewrite_rules(args.rewrite_file.read_text(), str(args.rewrite_file))
-        secret = ""
-        if args.notify:
-            notify.hook_endpoint(args.notify)
-            secret = notify.read_secret(args.secret_file)
-    except OSError as exc:
-        return fail(f"{exc.filename}: {exc.strerror}")
-    except ValueError as exc:
-        return fail(str(exc))
-    spool = None
-    if args.notify or args.spool:
-        spool = notify.Spool(args.spool or args.root / ".spool")
-
-    def show(status: RemoteStatus) -> None:
-        if not status.ok:
-            print(
-                f"{prog}: FAILED {status.remote.vcs} {redact_url(status.remote.url)}: "
-                f"{status.reason}",
-                file=sys.stderr,
-            )
-
-    try:
-        report = update_mirrors(
-            remotes,
-            args.root,
-            jobs=args.jobs,
-            timeout=args.timeout,
-            progress=show,
-            wait=args.wait,
-            rules=rules,
-            sink=None if spool is None else spool.append,
-        )
-    except MirrorsLocked as exc:
-        return fail(str(exc), EXIT_LOCKED)
-    except OSError as exc:
-        return fail(f"{exc.filename or args.root}: {exc.strerror}")
-    delivered, still = 0, 0
-    if spool is not None:
-        if args.notify:
-            try:
-                delivery = notify.deliver(spool, args.notify, args.user, secret)
-            except MirrorsLocked as exc:
-                print(f"{prog}: delivery skipped: {exc}", file=sys.stderr)
-            else:
-                delivered = delivery.delivered
-                if delivery.error:
-                    print(f"{prog}: delivery stopped: {delivery.error}", file=sys.stderr)
-                if delivery.rejected:
-                    print(
-                        f"{prog}: {delivery.rejected} change(s) refused by the master, "
-                        f"kept in {spool.rejected_dir}",
-                        file=sys.stderr,
-                    )
-        still = len(spool.pending())
-    print(
-        f"{prog}: {len(report.ok)} ok, {len(report.failed)} failed, "
-        f"{len(report.changes)} changes, {delivered} delivered, {still} still spooled"
-    )
-    return 1 if report.failed else 0

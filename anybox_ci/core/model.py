@@ -18,9 +18,9 @@ from typing import Any
 from .diagnostics import Diagnostics, did_you_mean
 from .inifile import IniFile, Section, Value, read_ini
 from .schema import MANIFEST_OPTIONS, WORKER_OPTIONS, Option
+from .vcs import VCS_NAMES, branch_error
 from .versions import Version, VersionFilter
 
-VCS_TYPES = ("git", "hg", "bzr")
 SOURCE_TYPES = ("standalone", "git", "hg", "bzr", "gittag", "hgtag", "archive")
 SECRET_PREFIX = "secret:"
 
@@ -29,16 +29,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _WORKER_NAME_RE = re.compile("^[a-zA-Z\u00a0-\U0010ffff_-][a-zA-Z0-9\u00a0-\U0010ffff_-]*$")
 _RESERVED_WORKER_NAMES = ("debug", "change", "status")
 _MAX_WORKER_NAME = 50
-_BRANCH_BAD_RE = re.compile(r"(\.\.|@\{|[\x00-\x20~^:?*\[\\]|//|\.lock$|^/|/$|^-|\.$)")
-
-
-def check_branch(branch: str) -> str | None:
-    """Why ``branch`` is not a safe branch name, or None when it is."""
-    if not branch:
-        return "empty branch name"
-    if _BRANCH_BAD_RE.search(branch):
-        return f"invalid branch name {branch!r}"
-    return None
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -78,7 +68,7 @@ class BuildoutSource:
 
     @property
     def watch(self) -> Watch | None:
-        if self.type in VCS_TYPES:
+        if self.type in VCS_NAMES:
             return Watch(self.type, self.url, self.branch)
         return None
 
@@ -306,7 +296,7 @@ def parse_source(text: str, manifest_dir: Path) -> BuildoutSource:
     if subdir and (subdir.startswith("/") or ".." in Path(subdir).parts):
         raise ValueError(f"subdir must be a relative path inside the checkout, got {subdir!r}")
     branch = args.get("BRANCH", "")
-    if branch and (why := check_branch(branch)):
+    if branch and (why := branch_error(branch)):
         raise ValueError(why)
     if kind == "standalone":
         try:
@@ -323,13 +313,13 @@ def parse_source(text: str, manifest_dir: Path) -> BuildoutSource:
 
 def parse_watch(line: str) -> Watch:
     words = line.split()
-    if not words or words[0] not in VCS_TYPES:
+    if not words or words[0] not in VCS_NAMES:
         raise ValueError(f"expected 'git URL BRANCH', 'hg URL BRANCH' or 'bzr URL', got {line!r}")
     want = 2 if words[0] == "bzr" else 3
     if len(words) != want:
         raise ValueError(f"expected {want - 1} words after {words[0]!r}, got {line!r}")
     branch = words[2] if want == 3 else ""
-    if branch and (why := check_branch(branch)):
+    if branch and (why := branch_error(branch)):
         raise ValueError(why)
     return Watch(words[0], words[1], branch)
 
@@ -685,7 +675,6 @@ __all__ = [
     "Value",
     "Watch",
     "WorkerDef",
-    "check_branch",
     "load_config",
     "load_manifests",
     "load_workers",

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import localrun
-from .pgcluster import Cluster, ensure_binaries
+from ..devtools import localmaster as localrun
+from ..devtools.pgcluster import Cluster, ensure_binaries
 
 
 def _say(message: str) -> None:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .localrun import REPO_ROOT, _bin
+from ..devtools.localmaster import REPO_ROOT, _bin
 
 EXAMPLE_MANIFEST = """\
 # One section per buildout; see docs/reference/manifest.md.
@@ -64,7 +64,7 @@ def _secret(path: Path, value: str) -> None:
 
 def init(directory: Path) -> list[str]:
     """Create the folder; returns the lines to print."""
-    from .www.htpasswd import hash_password
+    from ..www.htpasswd import hash_password
 
     if directory.exists() and any(directory.iterdir()):
         raise FileExistsError(f"{directory} exists and is not empty")

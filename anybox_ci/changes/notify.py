@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from anybox_ci.mirrors import Change, MirrorsLocked, exclusive_lock
+from anybox_ci.changes.mirrors import Change, MirrorsLocked, exclusive_lock
 
 CHANGE_ID_PROPERTY = "anybox_ci_change_id"
 VCS_PROPERTY = "anybox_ci_vcs"

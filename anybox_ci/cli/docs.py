@@ -1,8 +1,8 @@
 """Generated reference docs: ``docs/reference/manifest.md`` and ``docs/reference/workers.md``.
 
-Everything here is read from the code: the option schema (:mod:`anybox_ci.schema`), the
+Everything here is read from the code: the option schema (:mod:`anybox_ci.core.schema`), the
 step-set registry (:data:`anybox_ci.render.stepsets.DEFAULT_STEP_SETS`) and the capability
-registry (:data:`anybox_ci.capabilities.DEFAULT_CAPABILITIES`). The committed pages are
+registry (:data:`anybox_ci.core.capabilities.DEFAULT_CAPABILITIES`). The committed pages are
 checked against a fresh rendering by ``anybox-ci docs --check`` and by the test suite, so
 the reference cannot drift from the code.
 """
@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .capabilities import (
+from ..core.capabilities import (
     DEFAULT_CAPABILITIES,
     CapabilityRegistry,
     CapabilitySpec,
     generic_spec,
 )
-from .schema import (
+from ..core.schema import (
     MANIFEST_OPTIONS,
     WORKER_OPTIONS,
     Option,
@@ -30,7 +30,7 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
-    from .render.stepsets import StepSets
+    from ..render.stepsets import StepSets
 
 MANIFEST_PAGE = "manifest.md"
 WORKERS_PAGE = "workers.md"
@@ -65,7 +65,7 @@ def _first_line(obj: object) -> str:
 
 
 def _default_step_sets() -> StepSets:
-    from .render.stepsets import DEFAULT_STEP_SETS
+    from ..render.stepsets import DEFAULT_STEP_SETS
 
     return DEFAULT_STEP_SETS
 

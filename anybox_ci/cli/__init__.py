@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .configurator import AnyboxConfigurator, Loaded
-from .diagnostics import Diagnostic, Severity
+from ..configurator import AnyboxConfigurator
+from ..core.diagnostics import Diagnostic, Severity
+from ..core.loader import Loaded
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,24 +127,30 @@ def _delegate(module: str, function: str = "main") -> Callable[[list[str]], int]
     def run(argv: list[str]) -> int:
         import importlib
 
-        return int(getattr(importlib.import_module(f"anybox_ci.{module}"), function)(argv))
+        return int(getattr(importlib.import_module(module), function)(argv))
 
     return run
 
 
 DELEGATED: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "demo": ("run every sample buildout on a throwaway local setup", _delegate("demo")),
-    "init": ("create a master folder ready for buildbot start", _delegate("init")),
-    "docs": ("regenerate docs/reference from the option schema", _delegate("docs")),
+    "demo": (
+        "run every sample buildout on a throwaway local setup",
+        _delegate("anybox_ci.cli.demo"),
+    ),
+    "init": ("create a master folder ready for buildbot start", _delegate("anybox_ci.cli.init")),
+    "docs": ("regenerate docs/reference from the option schema", _delegate("anybox_ci.cli.docs")),
     "update-mirrors": (
         "mirror every watched repository and notify the master of new commits",
-        _delegate("mirrors", "update_mirrors_main"),
+        _delegate("anybox_ci.cli.update_mirrors"),
     ),
     "install-hooks": (
         "install push hooks that notify the master (git post-receive, hg changegroup)",
-        _delegate("hooks", "install_hooks_main"),
+        _delegate("anybox_ci.changes.pushhooks", "install_hooks_main"),
     ),
-    "notify-push": ("called by the push hooks", _delegate("hooks", "notify_push_main")),
+    "notify-push": (
+        "called by the push hooks",
+        _delegate("anybox_ci.changes.pushhooks", "notify_push_main"),
+    ),
 }
 
 

@@ -1,0 +1,161 @@
+"""``update-mirrors`` (also ``anybox-ci update-mirrors``): mirror, spool and deliver changes.
+
+Run it from cron on the master's host. It updates a local mirror of every repository the
+manifests watch, spools each new revision, and posts the spool to the master's change hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from ..changes import notify
+from ..changes.mirrors import (
+    DEFAULT_TIMEOUT,
+    EXIT_LOCKED,
+    MirrorsLocked,
+    Remote,
+    RemoteStatus,
+    load_remotes,
+    redact_url,
+    update_mirrors,
+)
+from ..configurator import AnyboxConfigurator
+from ..core.rewrites import RewriteRule, parse_rewrite_rules
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments give one line on stderr, not a usage block or a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def remotes_from_master(master_dir: Path) -> list[Remote]:
+    """Every repository the master's manifests watch (auto-watched ones included)."""
+    loaded = AnyboxConfigurator(master_dir).load()
+    if loaded.diagnostics.errors:
+        raise ValueError(
+            f"{loaded.diagnostics.errors[0]} (and the manifest has "
+            f"{len(loaded.diagnostics.errors)} error(s) in all)"
+        )
+    seen: list[Remote] = []
+    for watch in loaded.watches:
+        remote = Remote(watch.vcs, watch.url)
+        if remote not in seen:
+            seen.append(remote)
+    return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``update-mirrors``: update, spool and deliver; exit 1 when any remote failed."""
+    parser = _Parser(prog="update-mirrors", description=main.__doc__, allow_abbrev=False)
+    parser.add_argument("--root", required=True, type=Path, help="folder holding the mirrors")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--master",
+        type=Path,
+        help="master directory: mirror every repository its manifests watch",
+    )
+    source.add_argument(
+        "--remotes-file",
+        type=Path,
+        help='JSON list of {"vcs": "git|hg|bzr", "url": URL}',
+    )
+    parser.add_argument("--jobs", type=int, default=4, help="parallel fetches (default 4)")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds allowed per VCS command"
+    )
+    parser.add_argument(
+        "--rewrite-file",
+        type=Path,
+        help="'PREFIX -> REPLACEMENT' lines applied to the URLs fetched",
+    )
+    parser.add_argument("--notify", metavar="URL", help="master base URL to deliver changes to")
+    parser.add_argument("--user", default="anybox-ci", help="change hook user")
+    parser.add_argument(
+        "--secret-file", help=f"change hook password file (else ${notify.SECRET_ENV})"
+    )
+    parser.add_argument("--spool", type=Path, help="change spool (default ROOT/.spool)")
+    parser.add_argument("--wait", action="store_true", help="wait for a concurrent run to finish")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    prog = parser.prog
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return code
+
+    if args.jobs < 1:
+        return fail("--jobs must be at least 1")
+    if args.timeout <= 0:
+        return fail("--timeout must be positive")
+    try:
+        remotes = (
+            remotes_from_master(args.master) if args.master else load_remotes(args.remotes_file)
+        )
+        rules: list[RewriteRule] = []
+        if args.rewrite_file:
+            rules = parse_rewrite_rules(args.rewrite_file.read_text(), str(args.rewrite_file))
+        secret = ""
+        if args.notify:
+            notify.hook_endpoint(args.notify)
+            secret = notify.read_secret(args.secret_file)
+    except OSError as exc:
+        return fail(f"{exc.filename}: {exc.strerror}")
+    except ValueError as exc:
+        return fail(str(exc))
+    spool = None
+    if args.notify or args.spool:
+        spool = notify.Spool(args.spool or args.root / ".spool")
+
+    def show(status: RemoteStatus) -> None:
+        if not status.ok:
+            print(
+                f"{prog}: FAILED {status.remote.vcs} {redact_url(status.remote.url)}: "
+                f"{status.reason}",
+                file=sys.stderr,
+            )
+
+    try:
+        report = update_mirrors(
+            remotes,
+            args.root,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            progress=show,
+            wait=args.wait,
+            rules=rules,
+            sink=None if spool is None else spool.append,
+        )
+    except MirrorsLocked as exc:
+        return fail(str(exc), EXIT_LOCKED)
+    except OSError as exc:
+        return fail(f"{exc.filename or args.root}: {exc.strerror}")
+    delivered, still = 0, 0
+    if spool is not None:
+        if args.notify:
+            try:
+                delivery = notify.deliver(spool, args.notify, args.user, secret)
+            except MirrorsLocked as exc:
+                print(f"{prog}: delivery skipped: {exc}", file=sys.stderr)
+            else:
+                delivered = delivery.delivered
+                if delivery.error:
+                    print(f"{prog}: delivery stopped: {delivery.error}", file=sys.stderr)
+                if delivery.rejected:
+                    print(
+                        f"{prog}: {delivery.rejected} change(s) refused by the master, "
+                        f"kept in {spool.rejected_dir}",
+                        file=sys.stderr,
+                    )
+        still = len(spool.pending())
+    print(
+        f"{prog}: {len(report.ok)} ok, {len(report.failed)} failed, "
+        f"{len(report.changes)} changes, {delivered} delivered, {still} still spooled"
+    )
+    return 1 if report.failed else 0

@@ -1,0 +1,95 @@
+"""The vocabulary of version control shared by every layer: names, refs, revisions, URLs.
+
+One rule per kind of value, so that the manifest, the workers files, auto-watch, the
+change hook, the force form and ``update-mirrors`` accept and refuse the same strings.
+Nothing here runs a VCS: it only decides what may be handed to one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+VCS_NAMES = ("git", "hg", "bzr")
+
+_REF_FORBIDDEN = frozenset(" ~^:?*[\\")
+_HEX = re.compile(r"[0-9a-f]+\Z")
+_BZR_REVID = re.compile(r"[!-~]{1,255}\Z")  # printable ASCII, no whitespace
+MAX_BRANCH = 255
+
+
+def check_branch(name: str) -> str | None:
+    """Why ``name`` is not a safe branch name (``git check-ref-format --branch``), or None."""
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_BRANCH:
+        return f"it is longer than {MAX_BRANCH} characters"
+    if any(not c.isprintable() for c in name):
+        return "it contains a control or non-printable character"
+    bad = sorted(set(name) & _REF_FORBIDDEN)
+    if bad:
+        return "it contains " + " ".join(repr(c) for c in bad)
+    for sequence in ("..", "@{"):
+        if sequence in name:
+            return f"it contains {sequence!r}"
+    if name.startswith("-"):
+        return "it starts with '-'"
+    if name in ("@", "HEAD"):
+        return f"{name!r} is reserved"
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        return "it has an empty path component"
+    if name.endswith("."):
+        return "it ends with '.'"
+    for component in name.split("/"):
+        if component.startswith("."):
+            return "a path component starts with '.'"
+        if component.endswith(".lock"):
+            return "a path component ends with '.lock'"
+    return None
+
+
+def branch_error(name: str) -> str | None:
+    """A one-line message for an unacceptable branch name, or None."""
+    why = check_branch(name)
+    return f"invalid branch name {name[:100]!r}: {why}" if why else None
+
+
+def check_revision(vcs: str, revision: str) -> str | None:
+    """Why ``revision`` is not a full revision id of ``vcs``, or None."""
+    if vcs == "git":
+        ok = len(revision) in (40, 64) and bool(_HEX.match(revision))
+        return None if ok else "expected 40 or 64 lowercase hex digits"
+    if vcs == "hg":
+        ok = len(revision) in (12, 40) and bool(_HEX.match(revision))
+        return None if ok else "expected 40 (or 12) lowercase hex digits"
+    ok = bool(_BZR_REVID.match(revision)) and not revision.startswith("-") and revision != "null:"
+    return None if ok else "expected a bzr revision id without whitespace"
+
+
+def check_url(url: str) -> str | None:
+    """Why ``url`` cannot be handed to a VCS as a repository, or None.
+
+    A URL that starts with ``-`` would be read as an option (``--upload-pack=CMD``), and
+    whitespace or control characters would split or forge log lines.
+    """
+    if not url:
+        return "it is empty"
+    if url.startswith("-"):
+        return "it starts with '-' (it would be read as an option)"
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        return "it contains whitespace or a control character"
+    return None
+
+
+def change_id(vcs: str, repository: str, branch: str, revision: str) -> str:
+    """Identity of a change: the same revision on the same branch is one change, whoever saw it."""
+    raw = "\0".join((vcs, repository, branch, revision)).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(raw).hexdigest()
+
+
+def codebase_name(url: str, branch: str) -> str:
+    """A stable codebase per watched (repository, branch): the unit of revision pinning."""
+    tail = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "repo"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in tail)[:40]
+    digest = hashlib.sha1(f"{url}\0{branch}".encode()).hexdigest()[:8]
+    return f"{safe}-{digest}"
