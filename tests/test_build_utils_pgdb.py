@@ -1,105 +1,61 @@
-"""Tests of build_utils/pgdb.py against a real, throwaway PostgreSQL 15 cluster."""
+"""Tests of build_utils/pgdb.py against the shared throwaway clusters, on every version.
+
+The clusters come from tests/pgfixtures.py (`ANYBOX_CI_PG_VERSIONS`, default 13, 15 and 17);
+each test runs once per major.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from build_utils import pgdb, ports
+from anybox_ci.devtools.pgcluster import Cluster as PgCluster
+from build_utils import pgdb
 from tests.shipped import ship, summary_of
 
 pytestmark = pytest.mark.live
 
-ROOT = Path(__file__).resolve().parents[1]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 WEIRD_NAME = 'we"ird -db $(touch pwned); DROP DATABASE postgres; --'
 
 
 @dataclass
 class Cluster:
-    port: int
-    socket_dir: Path
+    """One shared cluster, with the environment the master gives a build of its cell."""
+
+    server: PgCluster
     env: dict[str, str]
 
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def major(self) -> int:
+        return self.server.major
+
     def psql(self, sql: str, db: str = "postgres") -> str:
-        proc = subprocess.run(
-            [str(PG_BIN / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", f"--dbname={db}"],
-            input=sql,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            check=True,
+        return self.server.psql(sql, dbname=db)
+
+
+@pytest.fixture
+def cluster(pg_cluster: PgCluster) -> Cluster:
+    """What the capability line of ``offer_line`` gives a build: ``bin`` and ``lib`` only for
+    installs with their own client (the npm builds have none; the system psql is used)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.pop("LD_LIBRARY_PATH", None)
+    env.update(PGHOST=pg_cluster.host, PGPORT=str(pg_cluster.port), PGUSER=pg_cluster.user)
+    if (Path(pg_cluster.bin) / "psql").exists():
+        env.update(
+            PATH=f"{pg_cluster.bin}{os.pathsep}{env.get('PATH', '')}",
+            LD_LIBRARY_PATH=str(pg_cluster.lib),
         )
-        return proc.stdout.strip()
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    """The server refuses to run as root: run the cluster tools as the postgres user."""
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL 15 binaries not installed")
-    base = Path(tempfile.mkdtemp(prefix="anybox-ci-pgdb-"))
-    data, sockets = base / "data", base / "sock"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-        shutil.chown(sockets, "postgres", "postgres")
-    base.chmod(0o755)
-    reservation = ports.reserve_port()  # held while the cluster runs
-    port = reservation.port
-    subprocess.run(
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {sockets} -c listen_addresses=''"
-    subprocess.run(
-        _as_postgres(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(base / "log"),
-                "-w",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{PG_BIN}{os.pathsep}{env.get('PATH', '')}",
-        PGHOST=str(sockets),
-        PGPORT=str(port),
-        PGUSER="postgres",
-    )
-    env.pop("PGDATABASE", None)
-    try:
-        yield Cluster(port, sockets, env)
-    finally:
-        subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-        )
-        reservation.release()
-        shutil.rmtree(base, ignore_errors=True)
+    return Cluster(pg_cluster, env)
 
 
 @pytest.fixture
@@ -112,6 +68,10 @@ def in_cluster_env(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Cluster
     """For in-process calls: the environment the master gives to a build of this cell."""
     for key in ("PATH", "PGHOST", "PGPORT", "PGUSER"):
         monkeypatch.setenv(key, cluster.env[key])
+    if "LD_LIBRARY_PATH" in cluster.env:
+        monkeypatch.setenv("LD_LIBRARY_PATH", cluster.env["LD_LIBRARY_PATH"])
+    else:
+        monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
     monkeypatch.delenv("PGDATABASE", raising=False)
     return cluster
 
@@ -133,11 +93,11 @@ def test_version_proves_the_cluster(script: Path, cluster: Cluster) -> None:
     proc = run(script, cluster, "version")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = dict(line.split("=", 1) for line in proc.stdout.splitlines()[:-1])
-    assert lines["psql"] == str(PG_BIN / "psql")
-    assert lines["server_version"].startswith("PostgreSQL 15.")
-    assert lines["server_version_num"].startswith("15")
+    assert Path(lines["psql"]).name == "psql"
+    assert lines["server_version"].startswith(f"PostgreSQL {cluster.major}.")
+    assert lines["server_version_num"].startswith(str(cluster.major))
     assert lines["port"] == str(cluster.port)
-    assert summary_of(proc.stdout).startswith("PostgreSQL 15.")
+    assert summary_of(proc.stdout).startswith(f"PostgreSQL {cluster.major}.")
     assert summary_of(proc.stdout).endswith(f"on port {cluster.port}")
 
 
@@ -172,7 +132,7 @@ def test_drop_disconnects_leftover_sessions(in_cluster_env: Cluster) -> None:
     cluster = in_cluster_env
     pgdb.create_database("busy")
     session = subprocess.Popen(
-        [str(PG_BIN / "psql"), "-X", "--dbname=busy", "-c", "SELECT pg_sleep(60)"],
+        ["psql", "-X", "--dbname=busy", "-c", "SELECT pg_sleep(60)"],
         env=cluster.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
