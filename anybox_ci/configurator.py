@@ -88,7 +88,7 @@ class AnyboxConfigurator(ConfiguratorBase):
     def load(self) -> Loaded:
         """Read and plan; never raises on bad input (see ``diagnostics``)."""
         return load(
-            self.basedir, self.registry, self.step_sets.names(), self.manifests, self.workers
+            self.basedir, self.registry, self.step_sets.catalogue(), self.manifests, self.workers
         )
 
     @property
@@ -182,7 +182,7 @@ class AnyboxConfigurator(ConfiguratorBase):
             www["change_hook_auth"] = [strcred.makeChecker(f"file:{self.hook_users}")]
 
     def render_problems(self, loaded: Loaded) -> list[Diagnostic]:
-        """What rendering would refuse (step sets missing their options, bad URL
+        """What rendering would refuse (a master.cfg step set raising ValueError, bad URL
         rewrites), found by a dry render that writes nothing."""
         try:
             render(loaded, self.site, dry_run=True)

@@ -23,8 +23,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from anybox_ci.changes.mirrors import Change
-from anybox_ci.changes.notify import Spool, change_form, deliver
+from anybox_ci.changes.delivery import deliver
+from anybox_ci.changes.protocol import Change, change_form
+from anybox_ci.changes.spool import Spool
 from anybox_ci.devtools import localmaster as localrun
 
 USER, PASSWORD = "anybox-ci", "bench-hook-pw"

@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from anybox_ci.changes.mirrors import Remote, update_mirrors  # noqa: E402
+from anybox_ci.changes.layout import Remote  # noqa: E402
+from anybox_ci.changes.update import update_mirrors  # noqa: E402
 
 GIT_ENV = dict(
     os.environ,

@@ -32,6 +32,8 @@ except ImportError:
     from summary import ArgumentParser, print_summary  # type: ignore[no-redef]
 
 FORCE_DROP_MIN_VERSION = 130000  # DROP DATABASE ... WITH (FORCE)
+STRATEGY_MIN_VERSION = 150000  # CREATE DATABASE ... STRATEGY
+CREATE_STRATEGIES = ("file_copy", "wal_log")
 
 
 class PgError(RuntimeError):
@@ -78,16 +80,43 @@ def drop_database(name: str, maintenance_db: str = "postgres", force: bool = Tru
 
 
 def create_database(
-    name: str, template: str = "template1", maintenance_db: str = "postgres"
+    name: str,
+    template: str = "template1",
+    maintenance_db: str = "postgres",
+    strategy: str | None = None,
 ) -> None:
-    """Drop ``name`` if it exists, then create it from ``template``."""
+    """Drop ``name`` if it exists, then create it from ``template``.
+
+    ``strategy`` (``file_copy`` or ``wal_log``) applies from PostgreSQL 15 on: ``file_copy``
+    copies a big template's files at the price of a checkpoint, ``wal_log`` (15's default)
+    writes the whole copy to the WAL.
+    """
+    if strategy is not None and strategy not in CREATE_STRATEGIES:
+        raise ValueError(f"unknown CREATE DATABASE strategy: {strategy!r}")
     drop_database(name, maintenance_db)
+    sql = 'CREATE DATABASE :"dbname" TEMPLATE :"template"'
+    if strategy is not None and server_version_num(maintenance_db) >= STRATEGY_MIN_VERSION:
+        sql += f" STRATEGY {strategy.upper()}"
+    run_psql(sql + ";", maintenance_db, dbname=name, template=template)
+
+
+def rename_database(old: str, new: str, maintenance_db: str = "postgres") -> None:
+    """Give a finished database its final name: readers never see it half made."""
+    run_psql('ALTER DATABASE :"old" RENAME TO :"new";', maintenance_db, old=old, new=new)
+
+
+def comment_database(name: str, comment: str, maintenance_db: str = "postgres") -> None:
     run_psql(
-        'CREATE DATABASE :"dbname" TEMPLATE :"template";',
+        "COMMENT ON DATABASE :\"dbname\" IS :'comment';",
         maintenance_db,
         dbname=name,
-        template=template,
+        comment=comment,
     )
+
+
+def major_version(maintenance_db: str = "postgres") -> int:
+    """The server's major version: 13 for 130022, 9 for 90624 (9.x majors are not split)."""
+    return server_version_num(maintenance_db) // 10000
 
 
 def database_exists(name: str, maintenance_db: str = "postgres") -> bool:

@@ -1,7 +1,7 @@
 """The ``anybox`` change-hook dialect: unit checks, then a real Buildbot master over HTTP.
 
 The live tests start ``buildbot create-master``/``start`` with a minimal master.cfg that
-enables ``{'anybox': {}}`` behind ``change_hook_auth``, post to it with ``notify.deliver``
+enables ``{'anybox': {}}`` behind ``change_hook_auth``, post to it with ``delivery.deliver``
 (or raw HTTP for malformed input), and read ``/api/v2/changes`` to see exactly what was added.
 """
 
@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from anybox_ci.changes.mirrors import Change
-from anybox_ci.changes.notify import Spool, change_form, deliver
+from anybox_ci.changes.delivery import deliver
+from anybox_ci.changes.protocol import Change, change_form
 from anybox_ci.changes.pushhooks import install_hooks, notify_push_command
+from anybox_ci.changes.spool import Spool
 from anybox_ci.core.vcs import check_branch as check_branch_name
 from anybox_ci.core.vcs import check_revision
 from anybox_ci.devtools.localmaster import Master, tool_env

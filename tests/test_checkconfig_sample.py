@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from anybox_ci.core.diagnostics import Diagnostics
-from anybox_ci.core.model import load_workers
+from anybox_ci.core.workers import load_workers
 
 pytestmark = pytest.mark.live
 

@@ -14,6 +14,7 @@ import pytest
 
 from anybox_ci import cli
 from anybox_ci.configurator import AnyboxConfigurator
+from anybox_ci.core import schema
 
 ANYBOX_CI = Path(sys.executable).parent / "anybox-ci"
 
@@ -172,7 +173,7 @@ BAD_INPUTS = [
         "[erp]\nbuildout = standalone b.cfg\ndb-steps = restore\n",
         WORKERS,
         {},
-        "{m}:1: [erp] the restore db step needs 'db-restore-command'",
+        "{m}:3: [erp] db-steps: step set 'restore' needs a value for 'db-restore-command'",
     ),
     (
         "nightly-time-twice",
@@ -314,8 +315,8 @@ def test_deprecated_names_work_with_a_warning(
     loaded = AnyboxConfigurator(root).load()
     (buildout,) = loaded.config.buildouts
     (worker,) = loaded.config.workers
-    assert buildout.opt("odoo-addons") == ("base", "sale")
-    assert buildout.opt("post-buildout-steps") == ("static-analysis", "standard")
+    assert buildout.get(schema.ODOO_ADDONS) == ("base", "sale")
+    assert buildout.get(schema.POST_BUILDOUT_STEPS) == ("static-analysis", "standard")
     assert worker.priority == 7.0
 
 
@@ -331,7 +332,7 @@ def test_new_name_wins_over_the_old_one(tmp_path: Path, capsys: pytest.CaptureFi
         "name, use 'odoo-addons'"
     ]
     (buildout,) = AnyboxConfigurator(root).load().config.buildouts
-    assert buildout.opt("odoo-addons") == ("web",)
+    assert buildout.get(schema.ODOO_ADDONS) == ("web",)
 
 
 def test_missing_manifest_and_unreadable_file(

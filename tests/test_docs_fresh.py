@@ -39,7 +39,7 @@ def test_changing_an_option_doc_changes_the_output() -> None:
 
 def test_every_option_alias_step_set_and_capability_is_documented() -> None:
     from anybox_ci.core.capabilities import DEFAULT_CAPABILITIES
-    from anybox_ci.render.stepsets import DEFAULT_STEP_SETS
+    from anybox_ci.core.stepset_catalogue import BUILTIN
 
     pages = docs.render()
     for options, page in (
@@ -50,11 +50,12 @@ def test_every_option_alias_step_set_and_capability_is_documented() -> None:
             assert f"| `{opt.name}` |" in pages[page]
             for alias in opt.aliases:
                 assert f"| `{alias}` | `{opt.name}` |" in pages[page]
-    for funcs in DEFAULT_STEP_SETS.sets.values():
-        for name in funcs:
-            assert f"| `{name}` |" in pages[docs.MANIFEST_PAGE]
-    for alias in DEFAULT_STEP_SETS.aliases:
-        assert f"`{alias}`" in pages[docs.MANIFEST_PAGE]
+    for spec in BUILTIN.specs:
+        assert f"| `{spec.name}` |" in pages[docs.MANIFEST_PAGE]
+        for alias in spec.aliases:
+            assert f"`{alias}` (deprecated)" in pages[docs.MANIFEST_PAGE]
+        for needed in spec.requires:
+            assert f"`{needed.name}`" in pages[docs.MANIFEST_PAGE]
     for name, spec in DEFAULT_CAPABILITIES.items():
         row = f"| `{name}` | `{spec.abbrev}` | `{spec.version_prop}` |"
         assert row in pages[docs.WORKERS_PAGE]

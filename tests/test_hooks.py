@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.changes.notify import Spool
 from anybox_ci.changes.pushhooks import (
     BEGIN,
     END,
@@ -20,6 +19,7 @@ from anybox_ci.changes.pushhooks import (
     notify_push_command,
     notify_push_main,
 )
+from anybox_ci.changes.spool import Spool
 from tests.test_mirrors import AUTHOR, ENV, TOOL, commit, make_repo, run
 from tests.test_notify import Recorder
 
@@ -75,6 +75,19 @@ def test_git_push_spools_every_new_commit_of_every_branch(
 
     push(work, "origin", "--delete", "feature")  # deletions are not changes
     assert len(spooled(spool_dir)) == 3
+
+
+def test_git_push_of_badly_named_branches_spools_only_the_good_ones(
+    tmp_path: Path, bare: tuple[Path, Path]
+) -> None:
+    repo, work = bare
+    spool_dir = tmp_path / "spool"
+    install_hooks(repo, "git", notify_push_command(repository="r", spool=spool_dir))
+    rev = commit(work, "git", {"a": "1"}, "one")
+    result = push(work, "origin", "main", "HEAD:refs/heads/-rf", "HEAD:refs/heads/@")
+    assert [(c[1], c[2]) for c in spooled(spool_dir)] == [("main", rev)]
+    warnings = [ln for ln in result.stderr.splitlines() if "warning: skipped branch" in ln]
+    assert len(warnings) == 2 and "'-rf'" in warnings[0] + warnings[1]
 
 
 def test_git_hook_delivers_to_the_master_at_push_time(

@@ -7,23 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from anybox_ci.core import schema
 from anybox_ci.core.diagnostics import Diagnostics
-from anybox_ci.core.model import (
-    Buildout,
-    BuildoutSource,
-    Offer,
-    Password,
-    Watch,
-    WorkerDef,
-    load_manifests,
-    load_workers,
-    parse_offer,
-    parse_source,
-    parse_watch,
-)
+from anybox_ci.core.lines import parse_offer, parse_source, parse_watch
+from anybox_ci.core.manifest import load_manifests
+from anybox_ci.core.model import Buildout, BuildoutSource, Offer, Password, Watch, WorkerDef
 from anybox_ci.core.vcs import branch_error, check_branch
 from anybox_ci.core.versions import Version, VersionFilter
-from anybox_ci.render.stepsets import DEFAULT_STEP_SETS
+from anybox_ci.core.workers import load_workers
 
 
 def write(path: Path, text: str) -> Path:
@@ -37,7 +28,7 @@ def manifests(tmp_path: Path, *texts: str) -> tuple[dict[str, Buildout], Diagnos
     write(tmp_path / "b.cfg", "[buildout]\n")
     paths = [write(tmp_path / f"m{i}.cfg", text) for i, text in enumerate(texts)]
     diags = Diagnostics()
-    loaded = load_manifests(paths, diags, DEFAULT_STEP_SETS.names())
+    loaded = load_manifests(paths, diags)
     return {b.name: b for b in loaded}, diags
 
 
@@ -68,13 +59,13 @@ build-category = odoo
     )
     assert not diags.items
     assert sorted(found) == ["a", "b"]
-    assert found["a"].opt("tree-stable-timer") == 30
-    assert found["a"].opt("build-category") == ("nightly",)
-    assert found["b"].opt("tree-stable-timer") == 5
-    assert found["b"].opt("build-category") == ("odoo",)
+    assert found["a"].get(schema.TREE_STABLE_TIMER) == 30
+    assert found["a"].get(schema.BUILD_CATEGORY) == ("nightly",)
+    assert found["b"].get(schema.TREE_STABLE_TIMER) == 5
+    assert found["b"].get(schema.BUILD_CATEGORY) == ("odoo",)
     # options nobody set take the schema's default
-    assert found["a"].opt("db-steps") == ("simple_create",)
-    assert found["a"].opt("buildout-part") == "openerp"
+    assert found["a"].get(schema.DB_STEPS) == ("simple_create",)
+    assert found["a"].get(schema.BUILDOUT_PART) == "openerp"
 
 
 def test_inherit_chain_overrides_in_order(tmp_path: Path) -> None:
@@ -98,15 +89,15 @@ tree-stable-timer = 3
 """,
     )
     assert not diags.items
-    assert found["grandparent"].opt("odoo-addons") == ("base",)
-    assert found["parent"].opt("odoo-addons") == ("base", "sale")
-    assert found["child"].opt("odoo-addons") == ("base", "sale")
-    assert [found[n].opt("tree-stable-timer") for n in ("grandparent", "parent", "child")] == [
+    assert found["grandparent"].get(schema.ODOO_ADDONS) == ("base",)
+    assert found["parent"].get(schema.ODOO_ADDONS) == ("base", "sale")
+    assert found["child"].get(schema.ODOO_ADDONS) == ("base", "sale")
+    assert [found[n].get(schema.TREE_STABLE_TIMER) for n in ("grandparent", "parent", "child")] == [
         1,
         2,
         3,
     ]
-    assert found["child"].opt("description") == "gp"
+    assert found["child"].get(schema.DESCRIPTION) == "gp"
     # inherit is not an option of the result, and the child is its own section
     assert found["child"].name == "child"
     assert found["child"].line == 12
@@ -129,10 +120,10 @@ inherit = parent
 """,
     )
     assert not diags.items
-    assert found["parent"].opt("tree-stable-timer") == 7
-    assert found["child"].opt("tree-stable-timer") == 7
+    assert found["parent"].get(schema.TREE_STABLE_TIMER) == 7
+    assert found["child"].get(schema.TREE_STABLE_TIMER) == 7
     # what the parent did not set still comes from DEFAULT
-    assert found["child"].opt("build-category") == ("default",)
+    assert found["child"].get(schema.BUILD_CATEGORY) == ("default",)
 
 
 def test_inherit_across_manifests_keeps_paths_of_the_writing_manifest(tmp_path: Path) -> None:
@@ -161,8 +152,8 @@ def test_each_manifest_has_its_own_default(tmp_path: Path) -> None:
         "[DEFAULT]\nbuild-category = two\n\n[b]\nbuildout = standalone b.cfg\n",
     )
     assert not diags.items
-    assert found["a"].opt("build-category") == ("one",)
-    assert found["b"].opt("build-category") == ("two",)
+    assert found["a"].get(schema.BUILD_CATEGORY) == ("one",)
+    assert found["b"].get(schema.BUILD_CATEGORY) == ("two",)
 
 
 def test_section_without_buildout_is_ignored_with_a_warning(tmp_path: Path) -> None:
@@ -555,4 +546,4 @@ def test_build_category_repeats_are_dropped(tmp_path: Path) -> None:
         tmp_path, "[a]\nbuildout = standalone b.cfg\nbuild-category = odoo, v17 odoo\n"
     )
     assert not diags.items
-    assert found["a"].opt("build-category") == ("odoo", "v17")
+    assert found["a"].get(schema.BUILD_CATEGORY) == ("odoo", "v17")

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.changes.mirrors import (
+from anybox_ci.changes.layout import Remote, mirror_path, redact_url
+from anybox_ci.changes.locking import MirrorsLocked
+from anybox_ci.changes.protocol import Change
+from anybox_ci.changes.tools import Tools
+from anybox_ci.changes.update import (
+    BACKENDS,
     EXIT_LOCKED,
     LOCK_NAME,
     TRASH_NAME,
-    Change,
-    MirrorsLocked,
-    Remote,
-    mirror_path,
-    redact_url,
     update_mirrors,
 )
 from anybox_ci.cli.update_mirrors import main as update_mirrors_main
@@ -109,7 +109,8 @@ def test_mirror_paths_never_collide_and_stay_inside_root(tmp_path: Path) -> None
         "https://github.com:443/anybox/erp.git",
         "https://GitHub.com/anybox/erp.git",
         "https://github.com/anybox/erp%2Egit",
-        "https://github.com/anybox/e rp.git",
+        "https://github.com/anybox/e%20rp.git",
+        "https://github.com/anybox/e+rp.git",
         "https://github.com/anybox/../erp.git",
         "https://github.com/anybox//erp.git",
         "file:///srv/git/erp.git",
@@ -137,6 +138,38 @@ def test_remote_refuses_unknown_vcs_and_dangerous_urls() -> None:
                      ("git", "https://x/y\n"), ("hg", " https://x/y")]:  # fmt: skip
         with pytest.raises(ValueError):
             Remote(vcs, url)
+
+
+def test_urls_and_paths_come_after_a_double_dash(tmp_path: Path) -> None:
+    """Every command of the backends puts its URL or mirror path where no option can be."""
+    log = tmp_path / "argv.log"
+    fake = tmp_path / "fake-vcs"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\nsys.exit(1)\n"
+    )
+    fake.chmod(0o755)
+    tools = Tools(timeout=30, executables=dict.fromkeys(("git", "hg", "bzr"), str(fake)))
+    url, path = "https://forge.example.com/r", tmp_path / "mirror"
+    for vcs, cls in BACKENDS.items():
+        backend = cls(tools)
+        backend.clone(url, path)
+        backend.fetch(url, path)
+        backend.reachable(url)
+        if vcs == "bzr":
+            with pytest.raises(RuntimeError):
+                backend.changes(path, url, {"revid": "a"}, {"revno": "3", "revid": "b"})
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    checked = 0
+    for argv in calls:
+        # a URL is always positional; a mirror path too, unless an option (-R, -d) takes it
+        where = [argv.index(url)] if url in argv else []
+        if str(path) in argv and argv[argv.index(str(path)) - 1] not in ("--git-dir", "-R", "-d"):
+            where.append(argv.index(str(path)))
+        for index in where:
+            assert "--" in argv[:index], argv
+            checked += 1
+    assert checked == 3 * 4 + 1  # clone (URL, path), fetch, reachable of each; bzr log
 
 
 def test_redact_url_masks_passwords_only() -> None:

@@ -18,16 +18,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from anybox_ci.changes.mirrors import Change, Remote
-from anybox_ci.changes.notify import (
-    CHANGE_ID_PROPERTY,
-    SECRET_ENV,
-    VCS_PROPERTY,
-    Spool,
-    deliver,
-    hook_endpoint,
-    read_secret,
-)
+from anybox_ci.changes.delivery import SECRET_ENV, deliver, hook_endpoint, read_secret
+from anybox_ci.changes.layout import Remote
+from anybox_ci.changes.protocol import CHANGE_ID_PROPERTY, VCS_PROPERTY, Change
+from anybox_ci.changes.spool import Spool
 from anybox_ci.cli.update_mirrors import main as update_mirrors_main
 from tests.test_mirrors import commit, make_repo
 

@@ -10,8 +10,9 @@ import pytest
 from anybox_ci import cli
 from anybox_ci.core.capabilities import CapabilityRegistry, CapabilitySpec
 from anybox_ci.core.diagnostics import Diagnostics
-from anybox_ci.core.model import load_manifests, load_workers
+from anybox_ci.core.manifest import load_manifests
 from anybox_ci.core.plan import Cell, Matrix, Unmatched, plan
+from anybox_ci.core.workers import load_workers
 
 
 def make_plan(

@@ -292,10 +292,67 @@ def test_step_set_without_its_options_is_refused(tmp_path: Path) -> None:
     root = make_master(tmp_path, "[erp]\nbuildout = standalone b.cfg\ndb-steps = restore\n")
     with pytest.raises(ConfigErrors) as info:
         MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
-    assert any(
-        f"{root}/buildouts/MANIFEST.cfg:1: [erp]" in e and "db-restore-command" in e
-        for e in info.value.errors
+    assert info.value.errors[0] == (
+        f"{root}/buildouts/MANIFEST.cfg:3: [erp] db-steps: step set 'restore' needs a value "
+        "for 'db-restore-command'"
     )
+
+
+def test_master_cfg_step_set_declares_what_it_needs(tmp_path: Path) -> None:
+    """``register(..., requires=...)``: the loader checks it like a built-in's needs."""
+    from anybox_ci.core import schema
+    from anybox_ci.render.stepsets import DEFAULT_STEP_SETS, StepContext
+
+    mine = DEFAULT_STEP_SETS.copy()
+
+    @mine.register("post-buildout-steps", "smoke", "old-smoke", requires=[schema.PYTEST_ARGS])
+    def smoke(ctx: StepContext) -> list[Any]:
+        """Run the smoke tests."""
+        return [ctx.shell("smoke", ["bin/smoke", *ctx.get(schema.PYTEST_ARGS)])]
+
+    root = make_master(
+        tmp_path,
+        "[erp]\nbuildout = standalone b.cfg\nbuild-for = postgresql\n"
+        "post-buildout-steps = old-smoke\n",
+    )
+    diags = AnyboxConfigurator(root, step_sets=mine).load().diagnostics.items
+    m = f"{root}/buildouts/MANIFEST.cfg"
+    diags = [d for d in diags if d.path == m]
+    assert [str(d) for d in diags] == [
+        f"{m}:4: warning: [erp] post-buildout-steps: deprecated step set name 'old-smoke', "
+        "use 'smoke'",
+        f"{m}:4: [erp] post-buildout-steps: step set 'smoke' needs a value for 'pytest-args'",
+    ]
+    spec = mine.catalogue().names(schema.POST_BUILDOUT_STEPS)["smoke"]
+    assert spec.doc == "Run the smoke tests."
+
+
+def test_master_cfg_step_set_refusing_a_buildout_is_a_render_error(tmp_path: Path) -> None:
+    from anybox_ci.render.stepsets import DEFAULT_STEP_SETS, StepContext
+
+    mine = DEFAULT_STEP_SETS.copy()
+
+    @mine.register("post-buildout-steps", "picky")
+    def picky(ctx: StepContext) -> list[Any]:
+        raise ValueError("picky needs a sunny day")
+
+    root = make_master(
+        tmp_path,
+        "[erp]\nbuildout = standalone b.cfg\nbuild-for = postgresql\npost-buildout-steps = picky\n",
+    )
+    configurator = AnyboxConfigurator(root, step_sets=mine)
+    loaded = configurator.load()
+    assert not loaded.diagnostics.errors
+    assert [str(p) for p in configurator.render_problems(loaded)] == [
+        f"{root}/buildouts/MANIFEST.cfg:1: [erp] picky needs a sunny day"
+    ]
+
+
+def test_unknown_step_set_kind_is_refused_at_registration() -> None:
+    from anybox_ci.render.stepsets import DEFAULT_STEP_SETS
+
+    with pytest.raises(ValueError, match="unknown step set kind 'post-steps'"):
+        DEFAULT_STEP_SETS.copy().register("post-steps", "x")
 
 
 def test_build_category_equal_to_a_cell_tag(tmp_path: Path) -> None:
@@ -680,7 +737,9 @@ def test_malformed_url_rewrites_refuse_the_configuration(tmp_path: Path) -> None
     (root / "url-rewrites.cfg").write_text("no arrow here\n")
     with pytest.raises(ConfigErrors) as info:
         MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
-    assert any("url-rewrites.cfg:1" in e for e in info.value.errors)
+    assert info.value.errors[0] == (
+        f"{root}/url-rewrites.cfg:1: expected 'PREFIX -> REPLACEMENT', got 'no arrow here'"
+    )
 
 
 def test_master_cfg_can_add_a_step_set_without_touching_the_defaults(tmp_path: Path) -> None:

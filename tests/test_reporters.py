@@ -1,11 +1,14 @@
 """Commit statuses per buildout: one per cell, plus the aggregate ``anybox-ci/<buildout>``.
 
-The one test double of this project lives here: a small local HTTP server that records the
-requests and answers like a forge. The forges' commit status APIs (GitHub, Gitea, GitLab) cannot
-exist offline, so the test checks what a real master sends them. Everything else is real: the
-live tests run a Buildbot master process (``buildbot create-master`` + ``buildbot start``) with
-a local worker, a secrets folder holding the token, and builds triggered through the
-``/change_hook/base`` hook and the force scheduler's JSON-RPC API.
+The forge is a test double: a small local HTTP server that records the requests and answers like
+GitHub, Gitea or GitLab, whose commit status APIs cannot exist offline, so the test checks what a
+real master sends them. It is one of the project's few doubles, each standing for something out
+of reach (others: the recording hook server of test_notify.py, Buildbot's fake worker in the step
+tests of test_render.py, the slow git wrapper of test_mirrors.py, the patched port function of
+test_build_utils_ports.py). Everything else here is real: the live tests run a Buildbot master
+process (``buildbot create-master`` + ``buildbot start``) with a local worker, a secrets folder
+holding the token, and builds triggered through the ``/change_hook/base`` hook and the force
+scheduler's JSON-RPC API.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ from typing import Any
 
 import pytest
 from buildbot.plugins import util
+from buildbot.process import results as buildbot_results
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, SUCCESS, WARNINGS
 
 from anybox_ci.devtools.localmaster import Master
-from anybox_ci.render.reporters import (
+from anybox_ci.render.reporters import aggregate as pure
+from anybox_ci.render.reporters import status_reporters
+from anybox_ci.render.reporters.aggregate import (
     BuildoutCells,
     CellState,
-    GiteaStatusPush,
     aggregate_context,
     revision_key,
-    status_reporters,
+    state_of_build,
 )
+from anybox_ci.render.reporters.forges import GiteaStatusPush
 
 # -- pure parts ---------------------------------------------------------------------------------
 
@@ -466,9 +472,16 @@ def test_live_statuses(tmp_path: Path, forge_server: RecordingForge, forge_name:
 
 def test_results_codes_used_by_the_aggregate_are_buildbots() -> None:
     # RETRY means "queued again": the cell stays pending instead of counting as a result.
-    from anybox_ci.render.reporters import _state_of_build
-
-    state = _state_of_build(3, {"complete": True, "results": RETRY, "started_at": 1})
+    state = state_of_build(3, {"complete": True, "results": RETRY, "started_at": 1})
     assert not state.complete and state.started
-    state = _state_of_build(3, {"complete": True, "results": SUCCESS, "started_at": 1})
+    state = state_of_build(3, {"complete": True, "results": SUCCESS, "started_at": 1})
     assert state.complete and state.results == SUCCESS
+
+    # The pure module spells Buildbot's codes, names and "worst" order itself.
+    for code, name in enumerate(buildbot_results.Results):
+        assert getattr(pure, name.upper()) == code
+        assert pure.RESULT_NAMES[code] == name
+    codes = [*buildbot_results.ALL_RESULTS, None]
+    for a in codes:
+        for b in codes:
+            assert pure.worst_result([a, b]) == buildbot_results.worst_status(a, b), (a, b)

@@ -21,15 +21,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from anybox_ci.changes import notify
-from anybox_ci.changes.mirrors import (
-    Change,
-    MirrorsLocked,
-    Tools,
-    git_changes,
-    git_refs,
-    hg_changes,
-)
+from anybox_ci.changes.delivery import SECRET_ENV, deliver, read_secret
+from anybox_ci.changes.git import git_changes, git_refs
+from anybox_ci.changes.hg import hg_changes
+from anybox_ci.changes.locking import MirrorsLocked
+from anybox_ci.changes.protocol import Change, acceptable
+from anybox_ci.changes.spool import Spool
+from anybox_ci.changes.tools import Tools
 
 BEGIN = "# >>> anybox-ci notify-push (managed by 'anybox-ci install-hooks'; edits are lost) >>>"
 END = "# <<< anybox-ci notify-push <<<"
@@ -267,7 +265,7 @@ def notify_push_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spool", required=True, type=Path)
     parser.add_argument("--notify", metavar="URL", help="master base URL")
     parser.add_argument("--user", default="anybox-ci")
-    parser.add_argument("--secret-file", help=f"else ${notify.SECRET_ENV}")
+    parser.add_argument("--secret-file", help=f"else ${SECRET_ENV}")
     parser.add_argument("--project", default="")
     parser.add_argument("--codebase", default="")
     parser.add_argument("--timeout", type=float, default=5.0, help="HTTP timeout (seconds)")
@@ -283,10 +281,12 @@ def notify_push_main(argv: list[str] | None = None) -> int:
             changes = git_push_changes(tools, args.repo_path, args.repository, refs)
         else:
             changes = hg_push_changes(tools, args.repo_path, args.repository, os.environ)
-        changes = [
+        changes, warnings = acceptable(
             dataclasses.replace(c, project=args.project, codebase=args.codebase) for c in changes
-        ]
-        spool = notify.Spool(args.spool)
+        )
+        for warning in warnings:
+            print(f"{prog}: warning: {warning}", file=sys.stderr)
+        spool = Spool(args.spool)
         spooled = spool.append(changes)
     except (OSError, ValueError, RuntimeError, MirrorsLocked) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -294,8 +294,8 @@ def notify_push_main(argv: list[str] | None = None) -> int:
     delivered, problem = 0, ""
     if args.notify:
         try:
-            secret = notify.read_secret(args.secret_file)
-            report = notify.deliver(spool, args.notify, args.user, secret, args.timeout)
+            secret = read_secret(args.secret_file)
+            report = deliver(spool, args.notify, args.user, secret, args.timeout)
             delivered, problem = report.delivered, report.error
             if report.rejected:
                 problem = f"{report.rejected} refused, kept in {spool.rejected_dir}"

@@ -1,22 +1,27 @@
-"""``anybox-ci init DIR``: a master folder ready for ``buildbot start``.
+"""``anybox-ci init DIR``: a new master folder, ready for ``buildbot start``.
 
-It holds master.cfg (the sample), one example buildout, a workers.cfg with one local
-worker, and a ``secrets`` folder with generated passwords (files readable by the owner
-only): the worker's password, and the web UI admin's in ``htpasswd`` (bcrypt) with its
-clear text in ``secrets/admin-password`` for the first login.
+DIR must be new or empty. It gets master.cfg (the sample), one example buildout, a
+workers.cfg with one local worker, and a ``secrets`` folder with generated passwords
+(files readable by the owner only): the worker's password, and the web UI admin's in
+``htpasswd`` (bcrypt) with its clear text in ``secrets/admin-password`` for the first
+login.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import os
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..devtools.localmaster import REPO_ROOT, _bin
+from ..resources import console_script, master_cfg_sample
+from .common import Parser
 
 EXAMPLE_MANIFEST = """\
 # One section per buildout; see docs/reference/manifest.md.
@@ -62,19 +67,18 @@ def _secret(path: Path, value: str) -> None:
     path.chmod(0o600)
 
 
-def init(directory: Path) -> list[str]:
-    """Create the folder; returns the lines to print."""
-    from ..www.htpasswd import hash_password
+def _fill(directory: Path) -> None:
+    """Everything of the new master folder, written into ``directory`` (the staging copy)."""
+    from ..www.passwords import hash_password
 
-    if directory.exists() and any(directory.iterdir()):
-        raise FileExistsError(f"{directory} exists and is not empty")
     subprocess.run(
-        [_bin("buildbot"), "create-master", "-q", str(directory)],
+        [console_script("buildbot"), "create-master", "-q", "--relocatable", str(directory)],
         check=True,
         capture_output=True,
         text=True,
     )
-    shutil.copy(REPO_ROOT / "master.cfg.sample", directory / "master.cfg")
+    (directory / "master.cfg").write_text(master_cfg_sample())
+    # Buildbot's own example would be mistaken for ours
     (directory / "master.cfg.sample").unlink(missing_ok=True)
     example = directory / "buildouts" / "example"
     example.mkdir(parents=True)
@@ -90,6 +94,39 @@ def init(directory: Path) -> list[str]:
     admin = secrets.token_urlsafe(12)
     _secret(folder / "admin-password", admin)
     _secret(directory / "htpasswd", f"admin:{hash_password(admin)}")
+
+
+def _missing_parents(directory: Path) -> list[Path]:
+    """The parents of ``directory`` that do not exist yet, outermost first."""
+    return [p for p in reversed(directory.parents) if not p.exists()]
+
+
+def init(directory: Path) -> list[str]:
+    """Create the folder, all or nothing; returns the lines to print.
+
+    It is built in a hidden folder beside ``directory`` and renamed at the end, so a
+    failure (or Ctrl-C) leaves no half-made master behind.
+    """
+    directory = directory.absolute()
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a folder")
+    if directory.is_dir() and any(directory.iterdir()):
+        raise FileExistsError(f"{directory} exists and is not empty")
+    created = _missing_parents(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        mode = directory.stat().st_mode if directory.is_dir() else 0o777 & ~_umask()
+        staging.chmod(stat.S_IMODE(mode))
+        _fill(staging)
+        staging.rename(directory)  # replaces an empty folder
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for parent in reversed(created):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise
+    folder = directory / "secrets"
     return [
         f"created {directory}",
         "  start the master:    buildbot start " + str(directory),
@@ -100,14 +137,24 @@ def init(directory: Path) -> list[str]:
     ]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="anybox-ci init", description=__doc__)
-    parser.add_argument("dir", type=Path, help="the master folder to create")
+    parser = Parser(prog="anybox-ci init", description=__doc__)
+    parser.add_argument("dir", type=Path, help="the master folder to create (new or empty)")
     args = parser.parse_args(argv)
     try:
         for line in init(args.dir):
             print(line)
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except subprocess.CalledProcessError as exc:
+        reason = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:] or [str(exc)]
+        print(f"anybox-ci init: error: buildbot create-master failed: {reason[0]}", file=sys.stderr)
+        return 1
+    except OSError as exc:
         print(f"anybox-ci init: error: {exc}", file=sys.stderr)
         return 1
     return 0

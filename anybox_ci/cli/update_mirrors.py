@@ -11,17 +11,12 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from ..changes import notify
-from ..changes.mirrors import (
-    DEFAULT_TIMEOUT,
-    EXIT_LOCKED,
-    MirrorsLocked,
-    Remote,
-    RemoteStatus,
-    load_remotes,
-    redact_url,
-    update_mirrors,
-)
+from ..changes.delivery import SECRET_ENV, deliver, hook_endpoint, read_secret
+from ..changes.layout import Remote, load_remotes, redact_url
+from ..changes.locking import MirrorsLocked
+from ..changes.spool import Spool
+from ..changes.tools import DEFAULT_TIMEOUT
+from ..changes.update import EXIT_LOCKED, RemoteStatus, update_mirrors
 from ..configurator import AnyboxConfigurator
 from ..core.rewrites import RewriteRule, parse_rewrite_rules
 
@@ -75,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--notify", metavar="URL", help="master base URL to deliver changes to")
     parser.add_argument("--user", default="anybox-ci", help="change hook user")
-    parser.add_argument(
-        "--secret-file", help=f"change hook password file (else ${notify.SECRET_ENV})"
-    )
+    parser.add_argument("--secret-file", help=f"change hook password file (else ${SECRET_ENV})")
     parser.add_argument("--spool", type=Path, help="change spool (default ROOT/.spool)")
     parser.add_argument("--wait", action="store_true", help="wait for a concurrent run to finish")
     try:
@@ -103,23 +96,22 @@ def main(argv: list[str] | None = None) -> int:
             rules = parse_rewrite_rules(args.rewrite_file.read_text(), str(args.rewrite_file))
         secret = ""
         if args.notify:
-            notify.hook_endpoint(args.notify)
-            secret = notify.read_secret(args.secret_file)
+            hook_endpoint(args.notify)
+            secret = read_secret(args.secret_file)
     except OSError as exc:
         return fail(f"{exc.filename}: {exc.strerror}")
     except ValueError as exc:
         return fail(str(exc))
     spool = None
     if args.notify or args.spool:
-        spool = notify.Spool(args.spool or args.root / ".spool")
+        spool = Spool(args.spool or args.root / ".spool")
 
     def show(status: RemoteStatus) -> None:
+        where = f"{status.remote.vcs} {redact_url(status.remote.url)}"
+        for warning in status.warnings:
+            print(f"{prog}: warning: {where}: {warning}", file=sys.stderr)
         if not status.ok:
-            print(
-                f"{prog}: FAILED {status.remote.vcs} {redact_url(status.remote.url)}: "
-                f"{status.reason}",
-                file=sys.stderr,
-            )
+            print(f"{prog}: FAILED {where}: {status.reason}", file=sys.stderr)
 
     try:
         report = update_mirrors(
@@ -140,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if spool is not None:
         if args.notify:
             try:
-                delivery = notify.deliver(spool, args.notify, args.user, secret)
+                delivery = deliver(spool, args.notify, args.user, secret)
             except MirrorsLocked as exc:
                 print(f"{prog}: delivery skipped: {exc}", file=sys.stderr)
             else:

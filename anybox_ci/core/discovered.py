@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .diagnostics import Diagnostics
 from .model import Watch
-from .vcs import VCS_NAMES, check_branch, codebase_name
+from .schema import AUTO_WATCH
+from .vcs import VCS_NAMES, check_url, check_vcs_branch, codebase_name
 
 WATCH_DIR = "anybox-ci/watch"
 
@@ -35,17 +36,25 @@ def watch_file(basedir: Path, buildout: str) -> Path:
 
 
 def parse_discovered(text: str) -> list[tuple[Watch, Pin | None]]:
-    """Watches from a watch.py dump; raises ValueError on anything malformed."""
+    """Watches from a watch.py dump; raises ValueError on anything malformed.
+
+    URLs and branches follow the rules of ``core.vcs`` that manifest watches and the
+    change hook follow, so a discovered source is watched only if a manifest could say it.
+    """
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
         raise ValueError("expected an object with a 'sources' list")
     found = []
     for source in data["sources"]:
+        if not isinstance(source, dict):
+            raise ValueError(f"bad source entry {str(source)[:200]!r}")
         vcs, url, branch = source.get("vcs"), source.get("url"), source.get("branch") or ""
-        if vcs not in VCS_NAMES or not isinstance(url, str) or not url:
-            raise ValueError(f"bad source entry {source!r}")
-        if branch and check_branch(branch):
-            raise ValueError(f"bad branch in {source!r}")
+        if vcs not in VCS_NAMES or not isinstance(url, str) or not isinstance(branch, str):
+            raise ValueError(f"bad source entry {str(source)[:200]!r}")
+        if why := check_url(url):
+            raise ValueError(f"bad URL {url[:100]!r}: {why}")
+        if why := check_vcs_branch(vcs, branch):
+            raise ValueError(f"invalid branch name {branch[:100]!r}: {why}")
         pin = source.get("pin")
         found.append(
             (
@@ -65,7 +74,7 @@ def read_discovered(path: Path, diags: Diagnostics, section: str) -> list[tuple[
         return parse_discovered(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError) as exc:
         diags.warning(
-            str(path), 0, section, "auto-watch", f"ignoring the discovered sources: {exc}"
+            str(path), 0, section, AUTO_WATCH.name, f"ignoring the discovered sources: {exc}"
         )
         return []
 

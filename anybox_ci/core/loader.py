@@ -1,20 +1,27 @@
 """Read a master directory into a checked, planned configuration, without Buildbot.
 
-This is what ``anybox-ci check`` and ``matrix`` run, and the first half of every
-(re)configuration. It never raises on bad input: every problem is a diagnostic.
+:func:`load` is the first half of every (re)configuration; :func:`check` is everything
+``anybox-ci check`` reports. Neither raises on bad input: every problem is a diagnostic.
+Neither imports Buildbot or Twisted, so checking a master directory stays fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import schema
 from .capabilities import CapabilityRegistry
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostic, Diagnostics, Severity
 from .discovered import Pin, pins_by_codebase, read_discovered, watch_file
-from .model import Config, Watch, load_config, master_paths
+from .layout import URL_REWRITES, master_paths
+from .manifest import load_manifests
+from .model import Config, Watch
 from .plan import Matrix, plan
+from .rewrites import RewriteRule, parse_rewrite_rules
+from .stepset_catalogue import BUILTIN, Catalogue
+from .workers import load_workers
 
 
 @dataclass(frozen=True)
@@ -34,23 +41,98 @@ class Loaded:
         return result
 
 
+def load_config(
+    manifest_paths: Sequence[Path],
+    worker_paths: Sequence[Path],
+    diags: Diagnostics,
+    catalogue: Catalogue = BUILTIN,
+) -> Config:
+    return Config(
+        buildouts=load_manifests(manifest_paths, diags, catalogue),
+        workers=load_workers(worker_paths, diags),
+    )
+
+
 def load(
     basedir: Path,
-    registry: CapabilityRegistry,
-    step_set_names: Mapping[str, Mapping[str, str]],
+    registry: CapabilityRegistry | None = None,
+    catalogue: Catalogue = BUILTIN,
     manifests: Iterable[str | Path] | None = None,
     workers: Iterable[str | Path] | None = None,
 ) -> Loaded:
     """Read manifests, workers files and auto-watch discoveries, then plan the cells.
 
-    ``step_set_names`` maps each step-set option to its known names (old name -> new name),
-    so that unknown step sets are reported here, before any Buildbot object exists."""
+    ``catalogue`` holds the step sets the manifests may name and the options each needs,
+    so that those problems are reported here, before any Buildbot object exists."""
     diags = Diagnostics()
     manifest_paths, worker_paths = master_paths(basedir, manifests, workers)
-    config = load_config(manifest_paths, worker_paths, diags, step_set_names)
+    config = load_config(manifest_paths, worker_paths, diags, catalogue)
     config, pins = _with_discovered(basedir, config, diags)
-    matrix = plan(config.buildouts, config.workers, registry)
+    matrix = plan(config.buildouts, config.workers, registry or CapabilityRegistry())
     return Loaded(config, matrix, diags, pins)
+
+
+def read_rewrites(path: Path, diags: Diagnostics) -> list[RewriteRule]:
+    """The URL rewrite rules of ``path`` (none when it does not exist); problems as diagnostics."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        diags.error(shown, 0, "", "", f"cannot read: {exc}")
+        return []
+    try:
+        return parse_rewrite_rules(text, shown)
+    except ValueError as exc:
+        # the message starts with "FILE:LINE: "; keep the line as the diagnostic's
+        message = str(exc).removeprefix(shown + ":")
+        number, sep, rest = message.partition(": ")
+        if sep and number.isdigit():
+            diags.error(shown, int(number), "", "", rest)
+        else:
+            diags.error(shown, 0, "", "", str(exc))
+        return []
+
+
+def unmatched_warnings(loaded: Loaded) -> list[Diagnostic]:
+    """Cells (or buildouts) no worker can run, as warnings at their section."""
+    sections = {b.name: b for b in loaded.config.buildouts}
+    return [
+        Diagnostic(
+            sections[u.buildout].manifest,
+            sections[u.buildout].line,
+            u.buildout,
+            u.cell,
+            u.reason,
+            Severity.WARNING,
+        )
+        for u in loaded.matrix.unmatched
+    ]
+
+
+def check(
+    basedir: Path,
+    manifests: Iterable[str | Path] | None = None,
+    workers: Iterable[str | Path] | None = None,
+    *,
+    registry: CapabilityRegistry | None = None,
+    catalogue: Catalogue = BUILTIN,
+    url_rewrites: str | Path = URL_REWRITES,
+) -> Loaded:
+    """Everything ``anybox-ci check`` reports, in ``Loaded.diagnostics``, sorted by place.
+
+    That is the loading problems (manifests, workers, step sets and the options they
+    need, auto-watch discoveries), the URL rewrite file's, and a warning per unmatched
+    cell. Only step sets registered in master.cfg that refuse to render are left to
+    the configurator, which needs Buildbot."""
+    basedir = Path(basedir)
+    loaded = load(basedir, registry, catalogue, manifests, workers)
+    diags = loaded.diagnostics
+    read_rewrites(basedir / url_rewrites, diags)
+    diags.extend(unmatched_warnings(loaded))
+    diags.items.sort(key=lambda d: (d.path, d.line))
+    return loaded
 
 
 def _with_discovered(
@@ -59,7 +141,7 @@ def _with_discovered(
     """Add the sources that builds discovered to auto-watch buildouts."""
     buildouts, pins = [], {}
     for buildout in config.buildouts:
-        if buildout.opt("auto-watch"):
+        if buildout.get(schema.AUTO_WATCH):
             found = read_discovered(watch_file(basedir, buildout.name), diags, buildout.name)
             extra = tuple(w for w, _ in found if w not in buildout.all_watches)
             buildout = replace(buildout, watches=buildout.watches + extra)

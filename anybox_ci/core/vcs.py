@@ -54,6 +54,17 @@ def branch_error(name: str) -> str | None:
     return f"invalid branch name {name[:100]!r}: {why}" if why else None
 
 
+def check_vcs_branch(vcs: str, branch: str) -> str | None:
+    """Why ``branch`` cannot be the branch of a ``vcs`` watch or change, or None.
+
+    bzr has no branch names (a bzr URL is the branch): its branch is empty. git and hg
+    branches follow :func:`check_branch`, even hg's, which hg itself would allow.
+    """
+    if vcs == "bzr" and branch == "":
+        return None
+    return check_branch(branch)
+
+
 def check_revision(vcs: str, revision: str) -> str | None:
     """Why ``revision`` is not a full revision id of ``vcs``, or None."""
     if vcs == "git":

@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..resources import console_script, master_cfg_sample, sample_dir
+
+#: the source checkout; only for tests that keep artefacts there (data comes from resources)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = REPO_ROOT / "buildouts" / "samples"
+#: what running a sample in place leaves, never copied into its repository
+SAMPLE_JUNK = shutil.ignore_patterns("*.egg-info", "__pycache__", "*.pyc")
 RESULTS = {
     0: "SUCCESS",
     1: "WARNINGS",
@@ -79,12 +83,6 @@ def http_request(
         return exc.code, exc.read()
 
 
-def _bin(name: str) -> str:
-    """A console script of this environment (the venv's bin folder first)."""
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
-
-
 def tool_env() -> dict[str, str]:
     """Environment for masters and workers: this venv's tools (hg, brz) on PATH."""
     env = dict(os.environ)
@@ -107,15 +105,15 @@ def git(cwd: Path, *args: str) -> str:
     return _run(["git", *args], cwd=cwd, env=env).stdout.strip()
 
 
-def make_sample_repo(name: str, dest: Path, branch: str = "main") -> Path:
-    """A git repository holding ``buildouts/samples/NAME`` plus the fake-odoo egg."""
+def make_sample_repo(
+    name: str, dest: Path, branch: str = "main", *, with_fake_odoo: bool = True
+) -> Path:
+    """A git repository holding the shipped sample ``NAME`` plus the fake-odoo egg (that
+    the fake samples develop; the real Odoo samples do without)."""
     repo = dest / name
-    shutil.copytree(SAMPLES / name, repo)
-    shutil.copytree(
-        SAMPLES / "fake-odoo",
-        repo / "fake-odoo",
-        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"),
-    )
+    shutil.copytree(sample_dir(name), repo, ignore=SAMPLE_JUNK)
+    if with_fake_odoo:
+        shutil.copytree(sample_dir("fake-odoo"), repo / "fake-odoo", ignore=SAMPLE_JUNK)
     git(repo, "init", "-q", "-b", branch)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", f"{name}: initial buildout")
@@ -151,9 +149,12 @@ class Master:
         """
         # master.cfg.sample reads ANYBOX_CI_DB_URL; create-master only knows --db
         db = ["--db", self.env["ANYBOX_CI_DB_URL"]] if self.env.get("ANYBOX_CI_DB_URL") else []
-        _run([_bin("buildbot"), "create-master", "-q", *db, str(self.basedir)], env=self.env)
+        _run(
+            [console_script("buildbot"), "create-master", "-q", *db, str(self.basedir)],
+            env=self.env,
+        )
         if config is None:
-            config = (REPO_ROOT / "master.cfg.sample").read_text()
+            config = master_cfg_sample()
         (self.basedir / "master.cfg").write_text(config + "\n" + self.extra_config)
         if manifest is not None:
             (self.basedir / "buildouts").mkdir(exist_ok=True)
@@ -178,7 +179,7 @@ class Master:
 
     def start(self) -> None:
         proc = subprocess.run(
-            [_bin("buildbot"), "start", str(self.basedir)],
+            [console_script("buildbot"), "start", str(self.basedir)],
             env=self._env(),
             capture_output=True,
             text=True,
@@ -189,7 +190,7 @@ class Master:
     def reconfig(self, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``buildbot reconfig``; with ``check``, a refused configuration raises."""
         proc = subprocess.run(
-            [_bin("buildbot"), "reconfig", str(self.basedir)],
+            [console_script("buildbot"), "reconfig", str(self.basedir)],
             env=self._env(),
             capture_output=True,
             text=True,
@@ -201,7 +202,7 @@ class Master:
     def stop(self) -> None:
         if (self.basedir / "twistd.pid").exists():
             subprocess.run(
-                [_bin("buildbot"), "stop", str(self.basedir)],
+                [console_script("buildbot"), "stop", str(self.basedir)],
                 env=self._env(),
                 capture_output=True,
                 text=True,
@@ -340,7 +341,7 @@ class WorkerProcess:
         # the password goes into buildbot.tac, never into a command line
         _run(
             [
-                _bin("buildbot-worker"),
+                console_script("buildbot-worker"),
                 "create-worker",
                 "-q",
                 "--umask=0o22",
@@ -356,12 +357,12 @@ class WorkerProcess:
             tac.read_text().replace("passwd = 'placeholder'", f"passwd = {self.password!r}")
         )
         tac.chmod(0o600)
-        _run([_bin("buildbot-worker"), "start", str(self.basedir)], env=self.env)
+        _run([console_script("buildbot-worker"), "start", str(self.basedir)], env=self.env)
 
     def stop(self) -> None:
         if (self.basedir / "twistd.pid").exists():
             subprocess.run(
-                [_bin("buildbot-worker"), "stop", str(self.basedir)],
+                [console_script("buildbot-worker"), "stop", str(self.basedir)],
                 env=self.env,
                 capture_output=True,
                 text=True,

@@ -27,6 +27,9 @@ from ..core.versions import Version, VersionFilter
 #: worker-side scripts print ``name=value`` lines; these names become these properties
 EXPORTED_PROPERTIES = {"got_revision": "got_revision", "buildout": "buildout_bin"}
 
+#: one buildout at a time per worker writes into the shared egg and download caches
+BUILDOUT_CACHE_LOCK = util.WorkerLock("anybox-ci buildout caches")
+
 WORKER_CAPS_PROP = "anybox_capabilities"
 CELL_VERSIONS_PROP = "anybox_cell_versions"
 CELL_REQUIRES_PROP = "anybox_cell_requires"

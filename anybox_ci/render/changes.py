@@ -13,6 +13,7 @@ from typing import Any
 
 from buildbot.plugins import changes, schedulers, util
 
+from ..core import schema
 from ..core.model import Buildout, Watch
 from ..core.vcs import codebase_name
 
@@ -56,7 +57,7 @@ def buildout_schedulers(buildout: Buildout, builder_names: list[str]) -> list[An
     watches = buildout.all_watches
     result: list[Any] = []
     if watches:
-        timer = buildout.opt("tree-stable-timer") or None
+        timer = buildout.get(schema.TREE_STABLE_TIMER) or None
         change_filter = util.ChangeFilter(
             filter_fn=WatchFilter(
                 frozenset((w.url, w.branch) for w in watches if w.branch),
@@ -72,7 +73,7 @@ def buildout_schedulers(buildout: Buildout, builder_names: list[str]) -> list[An
                 codebases=codebases(watches),
             )
         )
-    for hour, minute in buildout.opt("nightly"):
+    for hour, minute in buildout.get(schema.NIGHTLY):
         result.append(
             schedulers.Nightly(
                 name=f"nightly:{buildout.name}:{hour:02d}{minute:02d}",

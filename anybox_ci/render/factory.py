@@ -20,22 +20,16 @@ from buildbot.plugins import steps, util
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.factory import BuildFactory
 
+from ..core import schema
 from ..core.model import Buildout, BuildoutSource
 from ..core.vcs import codebase_name
-from .buildsteps import CellEnv, UtilStep
-from .stepsets import (
-    TESTING_DB,
-    StepContext,
-    StepSets,
-    cleanup_steps,
-    util_argv,
-)
+from .buildsteps import BUILDOUT_CACHE_LOCK, CellEnv, UtilStep
+from .steps_db import cleanup_steps
+from .stepset_registry import TESTING_DB, StepContext, StepSets, util_argv
 from .utils_bundle import BUNDLE_NAME
 
 CHECKOUT = "build"
 CACHE = "%(prop:builddir)s/../anybox-ci-cache"
-#: one buildout at a time per worker writes into the shared egg and download caches
-BUILDOUT_CACHE_LOCK = util.WorkerLock("anybox-ci buildout caches")
 
 
 def standalone_files(path: Path) -> list[Path]:
@@ -105,7 +99,7 @@ def _fetch_steps(
                 codebase=codebase,
                 mode="incremental",
                 workdir=CHECKOUT,
-                shallow=bool(buildout.opt("git-shallow")),
+                shallow=buildout.get(schema.GIT_SHALLOW),
                 haltOnFailure=True,
             )
         ], workdir
@@ -150,7 +144,7 @@ def _fetch_steps(
 
 
 def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
-    part = buildout.opt("buildout-part")
+    part = buildout.get(schema.BUILDOUT_PART)
     argv: list[Any] = [
         util.Property("buildout_bin"),
         "-c",
@@ -158,14 +152,14 @@ def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
         util.Interpolate("buildout:download-cache=" + CACHE + "/downloads"),
         util.Interpolate("buildout:eggs-directory=" + CACHE + "/eggs"),
     ]
-    if buildout.opt("db-steps"):
+    if buildout.get(schema.DB_STEPS):
         argv += [
             util.Interpolate(f"{part}:options.db_host=%(prop:anybox_pg_host:-False)s"),
             util.Interpolate(f"{part}:options.db_port=%(prop:anybox_pg_port:-5432)s"),
             util.Interpolate(f"{part}:options.db_user=%(prop:anybox_pg_user:-False)s"),
             util.Interpolate(f"{part}:options.db_name=%(prop:testing_db)s"),
         ]
-    argv += list(buildout.opt("buildout-options"))
+    argv += list(buildout.get(schema.BUILDOUT_OPTIONS))
     return argv
 
 
@@ -185,28 +179,28 @@ def make_factory(
     factory = BuildFactory()
     fetch, workdir = _fetch_steps(buildout, util_argv, fetch_url)
     config_file = buildout.source.file
-    ctx = StepContext(buildout, env, workdir, config_file)
+    argv: Any = _buildout_argv(buildout, config_file)
+    ctx = StepContext(buildout, env, workdir, config_file, tuple(argv))
 
     factory.addStep(_send_utils(str(utils_bundle)))
     for step in fetch:
         factory.addStep(step)
-    for name in buildout.opt("post-dl-steps"):
-        factory.addSteps(step_sets.get("post-dl-steps", name)(ctx))
+    for name in buildout.get(schema.POST_DL_STEPS):
+        factory.addSteps(step_sets.get(schema.POST_DL_STEPS, name)(ctx))
     factory.addSteps(_property_steps(env))
     factory.addStep(
         _bootstrap(
             env,
-            str(buildout.opt("python")),
-            str(buildout.opt("bootstrap-version")),
-            int(buildout.opt("buildout-timeout")),
+            buildout.get(schema.PYTHON),
+            buildout.get(schema.BOOTSTRAP_VERSION),
+            buildout.get(schema.BUILDOUT_TIMEOUT),
         )
     )
-    argv: Any = _buildout_argv(buildout, config_file)
     factory.addStep(
         ctx.shell(
             "buildout",
             BuildoutCommand(argv, pins) if pins else argv,
-            timeout=buildout.opt("buildout-timeout"),
+            timeout=buildout.get(schema.BUILDOUT_TIMEOUT),
             locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
         )
     )
@@ -242,10 +236,9 @@ def make_factory(
             )
         )
         factory.addStep(UpdateWatches(uploaded, str(watch_target)))
-    for name in buildout.opt("db-steps"):
-        factory.addSteps(step_sets.get("db-steps", name)(ctx))
-    for name in buildout.opt("post-buildout-steps"):
-        factory.addSteps(step_sets.get("post-buildout-steps", name)(ctx))
+    for kind in (schema.DB_STEPS, schema.POST_BUILDOUT_STEPS):
+        for name in buildout.get(kind):
+            factory.addSteps(step_sets.get(kind, name)(ctx))
     factory.addSteps(cleanup_steps(ctx))
     return factory
 

@@ -1,9 +1,10 @@
 """The render loop: a loaded configuration in, the Buildbot objects of a master out.
 
 Everything it makes is appended to the user's own master.cfg by the configurator. A
-problem that only shows while rendering (a step set missing its options, bad URL rewrite
-rules) becomes a :class:`RenderError`; ``dry_run`` finds them for ``anybox-ci check``
-without writing anything to the master directory.
+problem that only shows while rendering (a step set of master.cfg that refuses its
+buildout, bad URL rewrite rules) becomes a :class:`RenderError`; ``dry_run`` finds them
+without writing anything to the master directory. The built-in step sets declare what
+they need in the core catalogue, so the loader reports that before rendering.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 from buildbot.plugins import util
 from buildbot.plugins import worker as bbworker
 
+from ..core import schema
 from ..core.capabilities import CapabilityRegistry
-from ..core.diagnostics import Diagnostic
+from ..core.diagnostics import Diagnostic, Diagnostics
 from ..core.discovered import watch_file
-from ..core.loader import Loaded
+from ..core.loader import Loaded, read_rewrites
 from ..core.model import Buildout, Watch, WorkerDef
 from ..core.plan import Cell
-from ..core.rewrites import parse_rewrite_rules, rewrite_url
+from ..core.rewrites import rewrite_url
 from .buildsteps import (
     CELL_REQUIRES_PROP,
     CELL_VERSIONS_PROP,
@@ -33,7 +35,7 @@ from .buildsteps import (
 from .changes import CodebaseGenerator, buildout_schedulers, force_scheduler, pollers
 from .factory import make_factory
 from .reporters import status_reporters
-from .stepsets import StepSets
+from .stepset_registry import StepSets
 from .utils_bundle import BUNDLE_NAME, write_bundle
 
 
@@ -57,11 +59,11 @@ class Site:
     url_rewrites: Path
 
 
-def fetch_url(url_rewrites: Path) -> Callable[[str], str]:
-    """URL rewriting for fetches, from the rules file (ValueError when malformed)."""
-    if not url_rewrites.exists():
+def fetch_url(url_rewrites: Path, diags: Diagnostics) -> Callable[[str], str]:
+    """URL rewriting for fetches, from the rules file; its problems go to ``diags``."""
+    rules = read_rewrites(url_rewrites, diags)
+    if not rules:
         return str
-    rules = parse_rewrite_rules(url_rewrites.read_text(), str(url_rewrites))
     return lambda url: rewrite_url(url, rules)
 
 
@@ -75,12 +77,9 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     for cell in matrix.cells:
         by_buildout.setdefault(cell.buildout, []).append(cell)
     next_worker = priority_next_worker({w.name: w.priority for w in config.workers})
-    problems: list[Diagnostic] = []
-    try:
-        fetch = fetch_url(site.url_rewrites)
-    except ValueError as exc:
-        problems.append(Diagnostic(str(site.url_rewrites), 0, "", "", str(exc)))
-        fetch = str
+    rewrite_problems = Diagnostics()
+    fetch = fetch_url(site.url_rewrites, rewrite_problems)
+    problems: list[Diagnostic] = list(rewrite_problems.items)
 
     builders, scheds, projects, services = [], [], [], []
     polled: list[Watch] = []
@@ -89,7 +88,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
         if not cells and not dry_run:
             continue
         watch_target = None
-        if buildout.opt("auto-watch"):
+        if buildout.get(schema.AUTO_WATCH):
             watch_target = watch_file(site.basedir, buildout.name)
             if not dry_run:
                 watch_target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,19 +110,20 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
         if not cells:
             continue
         projects.append(
-            util.Project(name=buildout.name, description=buildout.opt("description") or None)
+            util.Project(name=buildout.name, description=buildout.get(schema.DESCRIPTION) or None)
         )
         builders += [
             _builder(site.registry, buildout, cell, factory, next_worker) for cell in cells
         ]
         names = [c.name for c in cells]
         scheds += buildout_schedulers(buildout, names)
-        if buildout.opt("commit-status"):
-            forge, api_url, secret = buildout.opt("commit-status")
+        commit_status = buildout.get(schema.COMMIT_STATUS)
+        if commit_status:
+            forge, api_url, secret = commit_status
             services += status_reporters(
                 forge, api_url, util.Interpolate(f"%(secret:{secret})s"), names, buildout.name
             )
-        if not site.hook_mode or buildout.opt("poll"):
+        if not site.hook_mode or buildout.get(schema.POLL):
             polled += [w for w in buildout.all_watches if w not in polled]
     if problems:
         raise RenderError(problems)
@@ -148,7 +148,7 @@ def _builder(
     props = dict(cell.properties)
     props[CELL_VERSIONS_PROP] = [[cap, str(v)] for cap, v in cell.versions]
     props[CELL_REQUIRES_PROP] = [[r.capability, str(r.filter)] for r in buildout.build_requires]
-    tags = list(buildout.opt("build-category"))
+    tags = list(buildout.get(schema.BUILD_CATEGORY))
     tags += [f"{registry.get(cap).abbrev}{v}" for cap, v in cell.versions]
     return util.BuilderConfig(
         name=cell.name,
@@ -158,7 +158,7 @@ def _builder(
         tags=list(dict.fromkeys(tags)) or None,
         project=buildout.name,
         nextWorker=next_worker,
-        description=buildout.opt("description") or None,
+        description=buildout.get(schema.DESCRIPTION) or None,
     )
 
 

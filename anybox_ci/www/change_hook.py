@@ -28,8 +28,8 @@ from buildbot.www.hooks.base import BaseHookHandler
 from twisted.internet import defer
 from twisted.python import log
 
-from anybox_ci.changes.notify import CHANGE_ID_PROPERTY, VCS_PROPERTY
-from anybox_ci.core.vcs import VCS_NAMES, change_id, check_branch, check_revision
+from anybox_ci.changes.protocol import CHANGE_ID_PROPERTY, VCS_PROPERTY, shown
+from anybox_ci.core.vcs import VCS_NAMES, change_id, check_revision, check_vcs_branch
 
 DEFAULT_DEDUPE_WINDOW = 10_000  # a replay is looked for among this many latest changes
 _PROPERTY_PREFIX = "anybox_ci_"
@@ -55,12 +55,6 @@ class KnownRepositories:
 
 
 KNOWN_REPOSITORIES = KnownRepositories()
-
-
-def _shown(value: object) -> str:
-    """A client-supplied value, safe for a one-line message and an HTTP reason phrase."""
-    text = str(value)
-    return ascii(text[:100]) + ("..." if len(text) > 100 else "")
 
 
 class AnyboxHookHandler(BaseHookHandler):
@@ -105,7 +99,7 @@ class AnyboxHookHandler(BaseHookHandler):
             raise ValueError("properties must be a JSON object")
         foreign = sorted(k for k in props if not str(k).startswith(_PROPERTY_PREFIX))
         if foreign:
-            raise ValueError(f"unexpected properties {_shown(foreign)}")
+            raise ValueError(f"unexpected properties {shown(foreign)}")
         vcs = props.get(VCS_PROPERTY)
         if vcs not in VCS_NAMES:
             raise ValueError(f"property {VCS_PROPERTY} must be one of {', '.join(VCS_NAMES)}")
@@ -117,19 +111,18 @@ class AnyboxHookHandler(BaseHookHandler):
         revision = chdict.get("revision") or ""
         if not repository:
             raise ValueError("missing repository")
-        if not (vcs == "bzr" and branch == ""):
-            problem = check_branch(branch)
-            if problem:
-                raise ValueError(f"invalid branch name {_shown(branch)}: {problem}")
+        problem = check_vcs_branch(vcs, branch)
+        if problem:
+            raise ValueError(f"invalid branch name {shown(branch)}: {problem}")
         problem = check_revision(vcs, revision)
         if problem:
-            raise ValueError(f"invalid {vcs} revision {_shown(revision)}: {problem}")
+            raise ValueError(f"invalid {vcs} revision {shown(revision)}: {problem}")
         watched = self.registry.branches(repository)
         if watched is None:
-            raise ValueError(f"unknown repository {_shown(repository)}: no buildout watches it")
+            raise ValueError(f"unknown repository {shown(repository)}: no buildout watches it")
         if branch not in watched:
             raise ValueError(
-                f"branch {_shown(branch)} of repository {_shown(repository)} is not watched"
+                f"branch {shown(branch)} of repository {shown(repository)} is not watched"
             )
         cid = props.get(CHANGE_ID_PROPERTY)
         if cid != change_id(vcs, repository, branch, revision):

@@ -1,0 +1,169 @@
+"""The built-in step sets by name, and what each needs, without Buildbot.
+
+``post-dl-steps``, ``db-steps`` and ``post-buildout-steps`` name step sets. This catalogue
+says which names exist (old names included) and which options a step set cannot run
+without, so ``anybox-ci check`` reports a missing option at the line naming the step set,
+before anything is rendered. :mod:`anybox_ci.render.stepsets` implements each entry;
+master.cfg may add entries of its own through the render registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import schema
+from .schema import Option
+
+#: the options naming step sets, in pipeline order; a step set's kind is one of them
+KINDS: tuple[Option[tuple[str, ...]], ...] = (
+    schema.POST_DL_STEPS,
+    schema.DB_STEPS,
+    schema.POST_BUILDOUT_STEPS,
+)
+_KIND_BY_NAME = {kind.name: kind for kind in KINDS}
+
+
+def kind_option(kind: str | Option[tuple[str, ...]]) -> Option[tuple[str, ...]]:
+    """The option a step-set kind is (``"db-steps"`` is :data:`schema.DB_STEPS`)."""
+    name = kind if isinstance(kind, str) else kind.name
+    if name not in _KIND_BY_NAME:
+        raise ValueError(
+            f"unknown step set kind {name!r}; expected one of {', '.join(_KIND_BY_NAME)}"
+        )
+    return _KIND_BY_NAME[name]
+
+
+@dataclass(frozen=True)
+class StepSetSpec:
+    """One step set: where it may be named, its names, what it needs, what it does."""
+
+    kind: Option[tuple[str, ...]]
+    name: str
+    doc: str
+    #: old names, accepted with a deprecation warning
+    aliases: tuple[str, ...] = ()
+    #: options that must have a non-empty value when the step set is used
+    requires: tuple[Option[Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The step sets a configuration may name, per kind."""
+
+    specs: tuple[StepSetSpec, ...]
+
+    def names(self, kind: Option[tuple[str, ...]]) -> Mapping[str, StepSetSpec]:
+        """Every accepted name of this kind (old names included) -> its step set."""
+        found: dict[str, StepSetSpec] = {}
+        for spec in self.specs:
+            if spec.kind.name == kind.name:
+                found[spec.name] = spec
+                found.update(dict.fromkeys(spec.aliases, spec))
+        return found
+
+
+def _spec(
+    kind: Option[tuple[str, ...]],
+    name: str,
+    doc: str,
+    *aliases: str,
+    requires: tuple[Option[Any], ...] = (),
+) -> StepSetSpec:
+    return StepSetSpec(kind, name, doc, aliases, requires)
+
+
+_DB, _POST = schema.DB_STEPS, schema.POST_BUILDOUT_STEPS
+
+NOOP = _spec(
+    schema.POST_DL_STEPS, "noop", "Nothing (the ancestor's default post-download step set)."
+)
+SIMPLE_CREATE = _spec(
+    _DB, "simple_create", "Drop and create the cell's test database from `db_template`."
+)
+RESTORE = _spec(
+    _DB,
+    "restore",
+    "Create an empty test database and fill it with `db-restore-command`.",
+    requires=(schema.DB_RESTORE_COMMAND,),
+)
+INSTALL_MODULES_TEST = _spec(
+    _POST,
+    "install-modules-test",
+    "Install `odoo-addons` with their tests (`bin/test_<part>`); the log analyser names failures.",
+    "standard",
+    "test-openerp",
+    "test-odoo",
+)
+INSTALL_MODULES = _spec(
+    _POST,
+    "install-modules",
+    "Install `odoo-addons` without tests, optionally through the upgrade script.",
+)
+UPDATE_MODULES = _spec(
+    _POST,
+    "update-modules",
+    "Update `odoo-addons` (`-u`), or run `upgrade.script`.",
+    "update-odoo",
+)
+TEST_COMMAND = _spec(
+    _POST,
+    "test-command",
+    "Run each `test-command` line, for any buildout (Plone, plain Python...).",
+    requires=(schema.TEST_COMMAND,),
+)
+PYTEST = _spec(_POST, "pytest", "Run `bin/pytest` with `pytest-args`.")
+NOSE = _spec(
+    _POST,
+    "nose",
+    "Run `bin/nosetests` on `nose.tests`, with coverage and profilers if asked.",
+    "install-modules-nose",
+)
+STATIC_ANALYSIS = _spec(
+    _POST,
+    "static-analysis",
+    "Run `static-analysis-command` (flake8 on `static-analysis.flake-directories` by default).",
+    requires=(schema.STATIC_ANALYSIS_COMMAND,),
+)
+DOC = _spec(
+    _POST,
+    "doc",
+    "Build the docs (`doc-command`, or sphinx) and upload them to `doc.upload-dir`.",
+)
+FUNCTIONAL = _spec(
+    _POST,
+    "functional",
+    "Start `functional.server-command` on a reserved port, wait until it answers, run "
+    "`functional.commands`, stop it.",
+    requires=(schema.FUNCTIONAL_SERVER_COMMAND, schema.FUNCTIONAL_COMMANDS),
+)
+PACKAGING = _spec(
+    _POST,
+    "packaging",
+    "Make a tarball of the built buildout and upload it to `packaging.upload-dir`.",
+)
+AUTOCOMMIT = _spec(
+    _POST,
+    "autocommit",
+    "Run the recipe's autocommit script, which commits and pushes what the build froze.",
+)
+
+BUILTIN = Catalogue(
+    (
+        NOOP,
+        SIMPLE_CREATE,
+        RESTORE,
+        INSTALL_MODULES_TEST,
+        INSTALL_MODULES,
+        UPDATE_MODULES,
+        TEST_COMMAND,
+        PYTEST,
+        NOSE,
+        STATIC_ANALYSIS,
+        DOC,
+        FUNCTIONAL,
+        PACKAGING,
+        AUTOCOMMIT,
+    )
+)

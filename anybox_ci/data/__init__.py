@@ -1,0 +1,1 @@
+"""Data files installed with the package; read them through :mod:`anybox_ci.resources`."""

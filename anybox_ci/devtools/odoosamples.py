@@ -1,0 +1,93 @@
+"""The real Odoo samples of ``anybox-ci demo --odoo SRC``.
+
+SRC is an Odoo source folder (the one holding ``setup.py`` and ``odoo-bin``) or a
+``.tar.xz``/``.tar.gz`` of one, unpacked once into ``~/.cache/anybox-ci/odoo/<sha256>``.
+The samples ``buildouts/samples/odoo`` and ``odoo-failing`` take that folder as the
+buildout option ``odoo:src`` (see their buildout.cfg); :func:`odoo_manifest` is the one
+place that knows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+#: sample name -> the addon it installs and tests
+ODOO_SAMPLES = {"odoo": "anybox_ci_sample", "odoo-failing": "anybox_ci_sample_failing"}
+#: the sample meant to fail (its test_invoice_rounding fails on purpose)
+ODOO_FAILING = "odoo-failing"
+ARCHIVES = (".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar")
+
+
+def is_odoo_source(path: Path) -> bool:
+    return (path / "odoo-bin").is_file() and (path / "setup.py").is_file()
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _source_in(folder: Path) -> Path | None:
+    """The Odoo source in an unpacked archive: the folder itself or its one top folder."""
+    if is_odoo_source(folder):
+        return folder
+    found = [p for p in folder.iterdir() if p.is_dir() and is_odoo_source(p)]
+    return found[0] if len(found) == 1 else None
+
+
+def odoo_source(src: Path, cache: Path, say: Callable[[str], None]) -> Path:
+    """The Odoo source folder given by ``src``, unpacking an archive once into ``cache``."""
+    src = src.expanduser().resolve()
+    if src.is_dir():
+        if not is_odoo_source(src):
+            raise ValueError(f"{src} is not an Odoo source folder (no odoo-bin and setup.py)")
+        return src
+    if not src.is_file() or not src.name.endswith(ARCHIVES):
+        raise ValueError(f"{src}: expected an Odoo source folder or a .tar.xz of one")
+    target = cache / _digest(src)
+    if not target.is_dir():
+        say(f"unpacking {src.name} into {target}")
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=cache))
+        try:
+            with tarfile.open(src) as archive:
+                archive.extractall(staging, filter="data")
+            staging.rename(target)  # whole or not at all, also for two runs at once
+        except OSError:
+            if not target.is_dir():
+                raise
+        except (tarfile.TarError, EOFError) as exc:
+            raise ValueError(f"{src}: not a readable archive ({exc})") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    found = _source_in(target)
+    if found is None:
+        raise ValueError(f"{src} holds no Odoo source folder (no odoo-bin and setup.py)")
+    return found
+
+
+def odoo_manifest(repos: Mapping[str, Path], odoo_src: Path, build_for: str) -> str:
+    """The manifest sections of the real Odoo samples: each buildout from its git
+    repository, reading Odoo from ``odoo_src`` (the hook ``demo --odoo`` relies on)."""
+    sections = []
+    for name, addon in ODOO_SAMPLES.items():
+        sections.append(
+            f"""
+[{name}]
+buildout = git file://{repos[name]} main buildout.cfg
+buildout-options = odoo:src={odoo_src}
+build-for = {build_for}
+post-buildout-steps = install-modules-test
+odoo-addons = {addon}
+build-category = demo
+"""
+        )
+    return "".join(sections)

@@ -1,0 +1,1 @@
+"""The sample buildouts, installed as package data ``anybox_ci.samples`` (see pyproject.toml)."""
