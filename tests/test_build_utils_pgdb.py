@@ -209,3 +209,26 @@ def test_password_comes_from_environment_only(script: Path, cluster: Cluster) ->
     assert secret not in proc.stdout + proc.stderr
     with pytest.raises(SystemExit):  # no option to pass one on the command line
         pgdb.main(["--password", secret, "version"])
+
+
+def test_template_strategy_rename_and_comment(in_cluster_env: Cluster) -> None:
+    """What restore.py builds its template cache on, with hostile names as psql variables."""
+    cluster = in_cluster_env
+    assert pgdb.major_version() == cluster.major
+    pgdb.create_database(WEIRD_NAME)
+    cluster.psql("CREATE TABLE marker (x int)", db=WEIRD_NAME)
+    comment = 'it\'s a {"json": 1}; DROP DATABASE postgres; --'
+    pgdb.comment_database(WEIRD_NAME, comment)
+    renamed = f"{WEIRD_NAME} renamed"
+    pgdb.rename_database(WEIRD_NAME, renamed)
+    assert not pgdb.database_exists(WEIRD_NAME) and pgdb.database_exists(renamed)
+    sql = "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :'dbname'"
+    assert pgdb.run_psql(sql + ";", dbname=renamed) == comment
+    for strategy in (None, *pgdb.CREATE_STRATEGIES):  # ignored before 15
+        pgdb.create_database("from_tpl", template=renamed, strategy=strategy)
+        assert cluster.psql("SELECT count(*) FROM marker", db="from_tpl") == "0"
+    with pytest.raises(ValueError):
+        pgdb.create_database("from_tpl", template=renamed, strategy="; DROP")
+    pgdb.drop_database("from_tpl")
+    pgdb.drop_database(renamed)
+    assert "postgres" in cluster.psql("SELECT datname FROM pg_database").splitlines()

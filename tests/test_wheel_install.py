@@ -84,6 +84,11 @@ def test_the_wheel_holds_the_data_and_no_junk(wheel: Path) -> None:
         assert f"anybox_ci/samples/{sample}/buildout.cfg" in names
     assert "anybox_ci/samples/fake-odoo/setup.py" in names
     assert "anybox_ci/build_utils/odoo_log.py" in names
+    # every package of the source tree (a new subpackage must be listed in pyproject.toml)
+    for init in (REPO / "anybox_ci").rglob("__init__.py"):
+        assert init.relative_to(REPO).as_posix() in names
+    for module in (REPO / "build_utils").glob("*.py"):
+        assert f"anybox_ci/build_utils/{module.name}" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or ".egg-info/" in n]
 
 
