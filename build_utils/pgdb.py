@@ -71,12 +71,26 @@ def server_version_num(maintenance_db: str = "postgres") -> int:
     return int(run_psql("SHOW server_version_num;", maintenance_db))
 
 
-def drop_database(name: str, maintenance_db: str = "postgres", force: bool = True) -> None:
-    """Drop ``name`` if it exists; on 13+ also disconnect leftover sessions (Odoo crons)."""
+def drop_sql(force: bool, server_version: int) -> str:
+    """DROP DATABASE of the psql variable ``dbname``; FORCE disconnects leftover sessions."""
     sql = 'DROP DATABASE IF EXISTS :"dbname"'
-    if force and server_version_num(maintenance_db) >= FORCE_DROP_MIN_VERSION:
+    if force and server_version >= FORCE_DROP_MIN_VERSION:
         sql += " WITH (FORCE)"
-    run_psql(sql + ";", maintenance_db, dbname=name)
+    return sql + ";\n"
+
+
+def drop_database(
+    name: str,
+    maintenance_db: str = "postgres",
+    force: bool = True,
+    server_version: int | None = None,
+) -> None:
+    """Drop ``name`` if it exists; on 13+ also disconnect leftover sessions (Odoo crons).
+
+    ``server_version`` (``server_version_num``), when the caller knows it, saves a round trip.
+    """
+    version = server_version or server_version_num(maintenance_db)
+    run_psql(drop_sql(force, version), maintenance_db, dbname=name)
 
 
 def create_database(
@@ -84,8 +98,9 @@ def create_database(
     template: str = "template1",
     maintenance_db: str = "postgres",
     strategy: str | None = None,
+    server_version: int | None = None,
 ) -> None:
-    """Drop ``name`` if it exists, then create it from ``template``.
+    """Drop ``name`` if it exists, then create it from ``template`` (one psql run).
 
     ``strategy`` (``file_copy`` or ``wal_log``) applies from PostgreSQL 15 on: ``file_copy``
     copies a big template's files at the price of a checkpoint, ``wal_log`` (15's default)
@@ -93,9 +108,9 @@ def create_database(
     """
     if strategy is not None and strategy not in CREATE_STRATEGIES:
         raise ValueError(f"unknown CREATE DATABASE strategy: {strategy!r}")
-    drop_database(name, maintenance_db)
-    sql = 'CREATE DATABASE :"dbname" TEMPLATE :"template"'
-    if strategy is not None and server_version_num(maintenance_db) >= STRATEGY_MIN_VERSION:
+    version = server_version or server_version_num(maintenance_db)
+    sql = drop_sql(True, version) + 'CREATE DATABASE :"dbname" TEMPLATE :"template"'
+    if strategy is not None and version >= STRATEGY_MIN_VERSION:
         sql += f" STRATEGY {strategy.upper()}"
     run_psql(sql + ";", maintenance_db, dbname=name, template=template)
 

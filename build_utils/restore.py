@@ -1,7 +1,7 @@
 """Restore a production dump into the test database, cached as a template per dump and server.
 
     python3 restore.py (--name DB | --map DB=MEMBER ...) (--dump PATH | --url URL [--auth-env VAR])
-                       [--sha256 HEX] [--cache-key KEY | --no-cache] [--jobs N]
+                       [--sha256 HEX] [--cache-key KEY | --no-cache] [--spare] [--jobs N]
                        [--strategy file_copy|wal_log] [--no-neutralize] [--maintenance-db DB]
                        [-- NEUTRALIZE-COMMAND ARGS...]
 
@@ -10,7 +10,13 @@ first restore of a dump on a cluster becomes the template ``anybox_tpl_<16 hex>`
 the cache key, the dump's SHA-256, the server major, the archive member and the
 neutralisation), marked by a JSON ``COMMENT ON DATABASE``; later builds only run
 ``CREATE DATABASE DB TEMPLATE tpl``. When the dump of a cache key (default: the path or URL)
-changes, the templates of its older checksums are dropped.
+changes, the templates of its older checksums are dropped. That copy is bound by the disk;
+``--spare`` keeps one more copy ready (``anybox_spr_<16 hex>``, made in a detached psql after
+the step's work), which the next build only renames: one more copy on disk, no copy in the step.
+
+Prints ``restore_cache=hit|miss|off``, for a single database ``restore_template=NAME`` (empty
+without a cache), one line per database, then the summary line. Pass values that may start
+with ``-`` attached: ``--name=DB``, ``--dump=PATH``.
 
 Formats are recognised by their content: plain SQL, ``pg_dump -Fc`` (``PGDMP``), each
 possibly gzip, bzip2 or xz compressed, and tar archives of such dumps, one per database
@@ -55,7 +61,6 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -71,7 +76,9 @@ except ImportError:
 CHUNK = 1 << 20
 TEMPLATE_PREFIX = "anybox_tpl_"
 STAGING_PREFIX = "anybox_stg_"
+SPARE_PREFIX = "anybox_spr_"
 TEMPLATE_RE = r"^anybox_tpl_[0-9a-f]{16}$"
+SPARE_RE = r"^anybox_spr_[0-9a-f]{16}$"
 COMMENT_KIND = "anybox-ci restore template"
 NEUTRALIZE_BUILTIN = "builtin-v1"
 RESTRICT_MIN = "13.22, 14.19, 15.14, 16.10 or 17.6"
@@ -397,6 +404,10 @@ class Plan:
     def staging(self) -> str:
         return STAGING_PREFIX + self.digest
 
+    @property
+    def spare(self) -> str:
+        return SPARE_PREFIX + self.digest
+
 
 def cache_digest(key: str, sha: str, major: int, member: str | None, neutralize: str) -> str:
     data = json.dumps([key, sha, major, member, neutralize]).encode()
@@ -408,53 +419,36 @@ def comment_for(key: str, sha: str, member: str | None, neutralize: str) -> str:
     return json.dumps({**info, "neutralize": neutralize}, sort_keys=True)
 
 
-def templates(maintenance_db: str) -> dict[str, dict[str, Any]]:
-    """Our templates on this cluster, by name, with the JSON of their comment."""
-    out = pgdb.run_psql(
-        "SELECT datname || ' ' || coalesce(shobj_description(oid, 'pg_database'), '')"
-        " FROM pg_database WHERE datname ~ :'pattern';",
-        maintenance_db,
-        pattern=TEMPLATE_RE,
-    )
-    found: dict[str, dict[str, Any]] = {}
-    for line in out.splitlines():
-        name, _, comment = line.partition(" ")
-        with contextlib.suppress(ValueError):
-            info = json.loads(comment)
-            if isinstance(info, dict) and info.get("kind") == COMMENT_KIND:
-                found[name] = info
-    return found
+class Control:
+    """One psql session on the maintenance database for the whole run.
 
-
-def drop_stale(key: str, current: dict[str | None, str], maintenance_db: str) -> list[str]:
-    """Drop the templates of ``key`` that are not the current ones of their member."""
-    dropped = []
-    for name, info in templates(maintenance_db).items():
-        member = info.get("member")
-        if info.get("key") == key and member in current and current[member] != name:
-            pgdb.drop_database(name, maintenance_db)
-            dropped.append(name)
-    return dropped
-
-
-@contextlib.contextmanager
-def advisory_lock(key: str, maintenance_db: str) -> Iterator[None]:
-    """Hold a session advisory lock on ``key``: one restore per cache key at a time.
-
-    The lock lives as long as a psql session whose stdin we hold; if this process dies, psql
-    reads end-of-file, exits, and the server releases the lock.
+    It holds the advisory lock of the cache key (one restore per key at a time; if this
+    process dies, psql reads end-of-file, exits, and the server releases the lock) and answers
+    fixed queries, ours only, without a new process each: a cache hit is mostly the copy.
     """
-    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-    argv = [*psql_argv(), "-A", "-t", f"--dbname={maintenance_db}"]
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
-    def ask(sql: str) -> list[str]:
+    def __init__(self, maintenance_db: str) -> None:
+        argv = [*psql_argv(), "-A", "-t", f"--dbname={maintenance_db}"]
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def __enter__(self) -> Control:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        self.proc.wait()
+
+    def ask(self, sql: str) -> list[str]:
+        """Run ``sql`` (no outside values in it) and return its output lines."""
+        proc = self.proc
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.write(sql + "\n\\echo anybox-ci-done\n")
@@ -463,20 +457,33 @@ def advisory_lock(key: str, maintenance_db: str) -> Iterator[None]:
         for line in proc.stdout:
             if line.strip() == "anybox-ci-done":
                 return lines
-            lines.append(line.strip())
+            lines.append(line.rstrip("\n"))
         error = proc.stderr.read().strip().splitlines()
-        raise pgdb.PgError(error[-1] if error else "psql ended while taking a lock")
+        raise pgdb.PgError(error[-1] if error else "psql ended unexpectedly")
 
-    try:
-        if ask(f"SELECT pg_try_advisory_lock({number});") != ["t"]:
+    def lock(self, key: str) -> None:
+        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        if self.ask(f"SELECT pg_try_advisory_lock({number});") != ["t"]:
             print("waiting for another restore of the same dump", flush=True)
-            ask(f"SELECT pg_advisory_lock({number});")
-        yield
-    finally:
-        if proc.stdin is not None:
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-        proc.wait()
+            self.ask(f"SELECT pg_advisory_lock({number});")
+
+    def spares(self) -> list[str]:
+        return self.ask(f"SELECT datname FROM pg_database WHERE datname ~ '{SPARE_RE}';")
+
+    def templates(self) -> dict[str, dict[str, Any]]:
+        """Our templates on this cluster, by name, with the JSON of their comment."""
+        rows = self.ask(
+            "SELECT datname || ' ' || coalesce(shobj_description(oid, 'pg_database'), '')"
+            f" FROM pg_database WHERE datname ~ '{TEMPLATE_RE}';"
+        )
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            name, _, comment = row.partition(" ")
+            with contextlib.suppress(ValueError):
+                info = json.loads(comment)
+                if isinstance(info, dict) and info.get("kind") == COMMENT_KIND:
+                    found[name] = info
+        return found
 
 
 # --- neutralisation --------------------------------------------------------------------------
@@ -520,6 +527,8 @@ def redact_url(url: str) -> str:
 
 def download(url: str, auth_env: str | None, directory: str) -> tuple[str, str]:
     """Download into ``directory``; return (path, sha256)."""
+    import urllib.request  # here: a cache hit need not pay for importing http and ssl
+
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https", "file"):
         raise UsageError(f"unsupported URL scheme: {parts.scheme or 'none'}")
@@ -565,6 +574,8 @@ class Options:
     neutralize: bool
     command: list[str]
     maintenance_db: str
+    spare: bool = False
+    version: int = 0  # server_version_num, once connected
 
 
 def fill_stagings(plans: list[Plan], path: str, opts: Options, expected: str | None) -> None:
@@ -607,15 +618,15 @@ def restore_one(plan: Plan, kind: str, stream: Any, path: str | None, opts: Opti
     label = {"sql": "plain SQL", "custom": "custom format"}.get(kind, kind)
     print(f"restoring {plan.target.database} ({label}) into {plan.staging}", flush=True)
     started = time.monotonic()
-    pgdb.create_database(plan.staging, "template0", opts.maintenance_db)
+    pgdb.create_database(plan.staging, "template0", opts.maintenance_db, None, opts.version)
     restore_stream(kind, stream, plan.staging, path, opts.jobs)
     done = neutralize(plan.staging, opts.command, opts.neutralize)
     plan.detail = f"restored ({label}) in {time.monotonic() - started:.1f}s, {done}"
 
 
 def run_restore(opts: Options) -> list[Plan]:
+    """Under the lock of the cache key: restore what is not cached, then hand out copies."""
     mdb = opts.maintenance_db
-    major = pgdb.major_version(mdb)
     mode = neutralize_mode(opts.command, opts.neutralize)
     source = os.path.abspath(opts.dump) if opts.dump else redact_url(opts.url or "")
     key = opts.cache_key or source
@@ -625,7 +636,10 @@ def run_restore(opts: Options) -> list[Plan]:
     )
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="anybox-ci-dump-"))
-        stack.enter_context(advisory_lock(lock_key, mdb))
+        control = stack.enter_context(Control(mdb))
+        opts.version = int(control.ask("SHOW server_version_num;")[0])
+        major = opts.version // 10000
+        control.lock(lock_key)
         path = opts.dump
         sha = opts.sha256
         if caching and sha is None:
@@ -633,20 +647,19 @@ def run_restore(opts: Options) -> list[Plan]:
                 path, sha = download(opts.url or "", opts.auth_env, tmp)
             else:
                 sha = sha256_of(path)
+        existing = control.templates() if caching else {}
         plans = []
         for target in opts.targets:
             if caching:
                 digest = cache_digest(key, sha or "", major, target.member, mode)
             else:
                 digest = cache_digest("", "", major, target.database, "no cache")
-            plan = Plan(target, digest)
-            plan.cached = caching and pgdb.database_exists(plan.template, mdb)
-            plans.append(plan)
+            plans.append(Plan(target, digest, cached=TEMPLATE_PREFIX + digest in existing))
         todo = [p for p in plans if not p.cached]
         try:
             if todo:
                 for plan in todo:  # leftovers of a killed run (we hold the lock)
-                    pgdb.drop_database(plan.staging, mdb)
+                    pgdb.drop_database(plan.staging, mdb, server_version=opts.version)
                 if path is None:
                     path, got = download(opts.url or "", opts.auth_env, tmp)
                     if opts.sha256 and got != opts.sha256:
@@ -654,37 +667,95 @@ def run_restore(opts: Options) -> list[Plan]:
                 check = opts.sha256 if (opts.sha256 and path == opts.dump) else None
                 fill_stagings(todo, path, opts, check)
                 for plan in todo:
-                    publish(plan, caching, key, sha or "", mode, mdb)
+                    publish(plan, caching, key, sha or "", mode, opts)
             if caching:
-                for plan in plans:
-                    started = time.monotonic()
-                    pgdb.create_database(plan.target.database, plan.template, mdb, opts.strategy)
-                    if plan.cached:
-                        took = time.monotonic() - started
-                        plan.detail = f"from cached template {plan.template} in {took:.1f}s"
-                    else:
-                        plan.detail += f"; cached as {plan.template}"
-                current = {p.target.member: p.template for p in plans}
-                for name in drop_stale(key, current, mdb):
-                    print(f"dropped stale template {name}", flush=True)
+                hand_out(plans, set(control.spares()), opts)
+                drop_stale(key, plans, existing, control, opts)
         except BaseException:
             for name in [p.staging for p in plans] + [p.target.database for p in plans]:
                 with contextlib.suppress(pgdb.PgError):
-                    pgdb.drop_database(name, mdb)
+                    pgdb.drop_database(name, mdb, server_version=opts.version)
             raise
     return plans
 
 
-def publish(plan: Plan, caching: bool, key: str, sha: str, mode: str, mdb: str) -> None:
+def hand_out(plans: list[Plan], spares: set[str], opts: Options) -> None:
+    """Each target database becomes a copy of its template: a spare one if there is one."""
+    mdb = opts.maintenance_db
+    for plan in plans:
+        started = time.monotonic()
+        if plan.spare in spares:
+            pgdb.run_psql(
+                pgdb.drop_sql(True, opts.version) + 'ALTER DATABASE :"spare" RENAME TO :"dbname";',
+                mdb,
+                dbname=plan.target.database,
+                spare=plan.spare,
+            )
+            how = " (spare copy)"
+        else:
+            pgdb.create_database(
+                plan.target.database, plan.template, mdb, opts.strategy, opts.version
+            )
+            how = ""
+        took = time.monotonic() - started
+        if plan.cached:
+            plan.detail = f"from cached template {plan.template}{how} in {took:.1f}s"
+        else:
+            plan.detail += f"; cached as {plan.template}"
+    if opts.spare:
+        for plan in plans:
+            spawn_spare(plan, opts)
+
+
+def spawn_spare(plan: Plan, opts: Options) -> None:
+    """Copy the template for the next build in a detached psql: the copy leaves the build's
+    critical path (not its disk). The names are ours (prefix and hex digits), hence inline."""
+    assert re.fullmatch(r"[0-9a-f]{16}", plan.digest)
+    sql = f'CREATE DATABASE "{plan.spare}" TEMPLATE "{plan.template}"'
+    if opts.strategy and opts.version >= pgdb.STRATEGY_MIN_VERSION:
+        sql += f" STRATEGY {opts.strategy.upper()}"
+    subprocess.Popen(
+        [*psql_argv(), f"--dbname={opts.maintenance_db}", "-c", sql],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives this step, and its pipes are not the step's
+    )
+    print(f"preparing a spare copy {plan.spare} in the background", flush=True)
+
+
+def drop_stale(
+    key: str,
+    plans: list[Plan],
+    existing: dict[str, dict[str, Any]],
+    control: Control,
+    opts: Options,
+) -> None:
+    """Drop the templates of ``key`` that another checksum replaced, and orphaned spares."""
+    current = {p.target.member: p.template for p in plans}
+    alive = set(existing) | set(current.values())
+    for name, info in existing.items():
+        member = info.get("member")
+        if info.get("key") == key and member in current and current[member] != name:
+            pgdb.drop_database(name, opts.maintenance_db, server_version=opts.version)
+            alive.discard(name)
+            print(f"dropped stale template {name}", flush=True)
+    for spare in control.spares():
+        if TEMPLATE_PREFIX + spare.removeprefix(SPARE_PREFIX) not in alive:
+            pgdb.drop_database(spare, opts.maintenance_db, server_version=opts.version)
+            print(f"dropped stale spare {spare}", flush=True)
+
+
+def publish(plan: Plan, caching: bool, key: str, sha: str, mode: str, opts: Options) -> None:
     """Give a complete staging database its final name: the template, or the target."""
+    mdb = opts.maintenance_db
     if caching:
         comment = comment_for(key, sha, plan.target.member, mode)
         pgdb.comment_database(plan.staging, comment, mdb)
         pgdb.run_psql('ALTER DATABASE :"dbname" ALLOW_CONNECTIONS false;', mdb, dbname=plan.staging)
-        pgdb.drop_database(plan.template, mdb)
         pgdb.rename_database(plan.staging, plan.template, mdb)
     else:
-        pgdb.drop_database(plan.target.database, mdb)
+        pgdb.drop_database(plan.target.database, mdb, server_version=opts.version)
         pgdb.rename_database(plan.staging, plan.target.database, mdb)
 
 
@@ -714,7 +785,17 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-key", help="what identifies the dump source (default: path/URL)")
     cache.add_argument("--no-cache", action="store_true", help="no template: restore every time")
     parser.add_argument("--jobs", type=int, default=1, help="pg_restore jobs (local -Fc dumps)")
-    parser.add_argument("--strategy", choices=pgdb.CREATE_STRATEGIES, help="CREATE DATABASE (15+)")
+    parser.add_argument(
+        "--strategy",
+        choices=pgdb.CREATE_STRATEGIES,
+        default="file_copy",
+        help="how CREATE DATABASE copies a template, on 15+ (default file_copy: dumps are big)",
+    )
+    parser.add_argument(
+        "--spare",
+        action="store_true",
+        help="keep a spare copy of each template for the next build (one more copy on disk)",
+    )
     parser.add_argument("--no-neutralize", action="store_true", help="keep mail servers and crons")
     parser.add_argument("--maintenance-db", default="postgres")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- NEUTRALIZE-COMMAND ARGS...")
@@ -750,6 +831,7 @@ def options(argv: Sequence[str] | None) -> Options:
         neutralize=not args.no_neutralize,
         command=command,
         maintenance_db=args.maintenance_db,
+        spare=args.spare,
     )
 
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -279,6 +280,46 @@ def test_changed_dump_drops_the_stale_template(
     assert new != old and f"dropped stale template {old}" in proc.stdout
     kept = lines_of(other.stdout)["restore_template"]
     assert templates_of(clean) == sorted([new, kept])  # the other key's template stays
+    assert_odoo_restored(clean, "erp_test", partners=str(int(PARTNERS) + 1))
+
+
+def wait_for(pg: Cluster, name: str, present: bool = True) -> None:
+    deadline = time.monotonic() + 60
+    while (name in databases(pg)) != present:
+        assert time.monotonic() < deadline, f"{name} never {'came' if present else 'went'}"
+        time.sleep(0.1)
+
+
+@pytest.mark.live
+def test_spare_copy_for_the_next_build(
+    script: Path, clean: Cluster, dumps: dict[str, Path], tmp_path: Path
+) -> None:
+    dump = tmp_path / "prod.sql"
+    shutil.copy(dumps["sql"], dump)
+    args = ("--name", "erp_test", "--spare", "--dump", str(dump))
+    proc = run(script, clean, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    template = lines_of(proc.stdout)["restore_template"]
+    spare = template.replace("anybox_tpl_", "anybox_spr_")
+    assert f"preparing a spare copy {spare} in the background" in proc.stdout
+    wait_for(clean, spare)
+
+    clean.psql("UPDATE res_partner SET name = 'changed by the build'", db="erp_test")
+    proc = run(script, clean, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary_of(proc.stdout).startswith(
+        f"erp_test from cached template {template} (spare copy) in "
+    )
+    assert_odoo_restored(clean, "erp_test")
+    wait_for(clean, spare)  # the next one, made in the background
+
+    shutil.copy(dumps["sql-v2"], dump)  # a new dump: its template, and the old spare goes
+    proc = run(script, clean, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"dropped stale spare {spare}" in proc.stdout
+    assert spare not in databases(clean)
+    new_spare = lines_of(proc.stdout)["restore_template"].replace("anybox_tpl_", "anybox_spr_")
+    wait_for(clean, new_spare)
     assert_odoo_restored(clean, "erp_test", partners=str(int(PARTNERS) + 1))
 
 

@@ -7,6 +7,7 @@ enables ``{'anybox': {}}`` behind ``change_hook_auth``, post to it with ``delive
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -192,15 +193,14 @@ class HookMaster(Master):
         return code, body.decode()
 
 
-@pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HookMaster]:
-    base = tmp_path_factory.mktemp("hookmaster")
+def hook_env(base: Path) -> dict[str, str]:
+    """The master's environment, with the ``anybox`` webhook entry point visible."""
     env = tool_env()
     if not entry_points(group="buildbot.webhooks", name="anybox"):
         # Until pyproject.toml declares it, a test-only distribution declares the entry point.
         extra = base / "site"
         info = extra / "anybox_ci_hook_test-0.dist-info"
-        info.mkdir(parents=True)
+        info.mkdir(parents=True, exist_ok=True)
         (info / "METADATA").write_text(
             "Metadata-Version: 2.1\nName: anybox-ci-hook-test\nVersion: 0\n"
         )
@@ -208,11 +208,26 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HookMaster]:
             "[buildbot.webhooks]\nanybox = anybox_ci.www.change_hook:AnyboxHookHandler\n"
         )
         env["PYTHONPATH"] = str(extra)  # makes the buildbot.webhooks entry point visible
-    live = HookMaster(base / "master", env=env)
+    return env
+
+
+@contextlib.contextmanager
+def hook_master(
+    base: Path, known: dict[str, list[str]], extra_config: str = ""
+) -> Iterator[HookMaster]:
+    """A running master with the ``anybox`` hook behind ``change_hook_auth`` (USER/SECRET)."""
+    live = HookMaster(base / "master", env=hook_env(base), extra_config=extra_config)
     live.create(config=MASTER_CFG.format(port=live.www_port, pb_port=live.pb_port))
     (live.basedir / "hook.passwd").write_text(f"{USER}:{SECRET}\n")
-    live.set_known({FORGE + name: branches for name, branches in REPOS.items()})
+    live.set_known(known)
     with live.running():
+        yield live
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HookMaster]:
+    known = {FORGE + name: branches for name, branches in REPOS.items()}
+    with hook_master(tmp_path_factory.mktemp("hookmaster"), known) as live:
         yield live
 
 

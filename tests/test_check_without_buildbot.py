@@ -20,7 +20,7 @@ build-for = postgresql
 post-buildout-steps =
     install-modules-test
     functional
-functional.commands = bin/behave
+functional.timeout = 30
 
 [future]
 buildout = standalone b.cfg
@@ -72,7 +72,7 @@ def test_every_diagnostic_without_buildbot(root: Path) -> None:
     assert found["heavy"] == []
     assert found["lines"] == [
         f"{m}:6: [erp] post-buildout-steps: step set 'functional' needs a value for "
-        "'functional.server-command'",
+        "'functional.commands'",
         f"{m}:9: warning: [future] no eligible worker offers postgresql >= 18 (offered: 15)",
         f"{m}:17: [typo] odoo-adons: unknown option (did you mean odoo-addons?)",
         f"{root}/url-rewrites.cfg:3: expected 'PREFIX -> REPLACEMENT', got 'no arrow'",

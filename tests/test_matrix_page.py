@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from anybox_ci.configurator import AnyboxConfigurator
@@ -20,6 +20,12 @@ def _matrix() -> Matrix:
         MappingProxyType({"pg_version": "15"}),
     )
     return Matrix((cell,), (Unmatched("<script>x</script>", "", "no worker offers python 3.13"),))
+
+
+def _served(app: MatrixPage) -> MatrixPage:
+    """As Buildbot's wsgi_dashboards plugin serves it: with a master, here one without authz."""
+    app.buildbot_api = SimpleNamespace(master=SimpleNamespace(www=SimpleNamespace(authz=None)))
+    return app
 
 
 def _call(app: MatrixPage, method: str) -> tuple[str, bytes]:
@@ -40,7 +46,7 @@ def test_page_lists_builders_and_unmatched_reasons_escaped() -> None:
 
 
 def test_page_is_read_only() -> None:
-    app = MatrixPage(_matrix())
+    app = _served(MatrixPage(_matrix()))
     assert _call(app, "GET")[0].startswith("200")
     assert b"erp-pg15" in _call(app, "GET")[1]
     assert _call(app, "POST")[0].startswith("405")
@@ -59,4 +65,9 @@ def test_configurator_adds_the_page_to_the_web_ui(tmp_path) -> None:
     AnyboxConfigurator(tmp_path).configure(config)
     [entry] = config["www"]["plugins"]["wsgi_dashboards"]
     assert entry["name"] == "anybox-matrix"
-    assert b"erp-pg15" in _call(entry["app"], "GET")[1]
+    assert b"erp-pg15" in _call(_served(entry["app"]), "GET")[1]
+
+
+def test_page_outside_a_master_is_refused() -> None:
+    status, body = _call(MatrixPage(_matrix()), "GET")
+    assert status.startswith("403") and b"erp-pg15" not in body

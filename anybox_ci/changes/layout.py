@@ -32,7 +32,7 @@ class Remote:
             raise ValueError(f"unsupported vcs {self.vcs!r} (expected git, hg or bzr)")
         why = check_url(self.url)
         if why:
-            raise ValueError(f"invalid {self.vcs} URL {self.url[:100]!r}: {why}")
+            raise ValueError(f"invalid {self.vcs} URL {ascii(redact_url(self.url)[:100])}: {why}")
 
 
 def redact_url(url: str) -> str:

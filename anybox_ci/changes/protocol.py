@@ -9,6 +9,8 @@ This module needs only the standard library and ``core``, so the www layer may i
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,6 +19,24 @@ from anybox_ci.core.vcs import change_id, check_vcs_branch
 CHANGE_ID_PROPERTY = "anybox_ci_change_id"
 VCS_PROPERTY = "anybox_ci_vcs"
 HOOK_PATH = "/change_hook/anybox"
+
+# What one change may carry. Senders cut what is longer (:func:`change_form`); the hook refuses
+# it, so that nobody can fill the master's database (and every ``/api/v2/changes`` answer).
+MAX_AUTHOR = 1_000  # characters
+MAX_COMMENTS = 65_536  # characters
+MAX_FILES = 1_000  # paths per change
+MAX_FILE_PATH = 1_024  # characters per path
+MAX_FILES_JSON = 262_144  # characters of the ``files`` field (JSON, ASCII)
+MAX_PROPERTIES_JSON = 4_096  # characters of the ``properties`` field
+MAX_REPOSITORY = 4_096  # characters
+MAX_SHORT_FIELD = 256  # project, codebase, when_timestamp (branch and revision have their rules)
+#: the newest change time the master takes: it stores times in a 32-bit column
+MAX_WHEN = 2**31 - 1
+#: the largest body the ``anybox`` change hook reads (every field at its limit fits)
+MAX_HOOK_BODY = 2 * 1024 * 1024
+
+#: control characters: never in a one-line field nor a file path; NUL nowhere
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -40,19 +60,60 @@ class Change:
 
 
 def change_form(cid: str, change: Change) -> dict[str, str]:
-    """The form fields of Buildbot's base hook, plus our identity properties."""
-    return {
+    """The form fields of Buildbot's base hook, plus our identity properties.
+
+    What a commit may hold beyond the hook's limits is cut here (a very long message, a huge
+    file list, a NUL byte, a time outside what the master stores), so that a genuine change
+    is never refused for it.
+    """
+    fields = {
         "repository": change.repository,
         "branch": change.branch,
         "revision": change.revision,
-        "author": change.author,
-        "comments": change.comments,
+        "author": bounded_author(change.author),
+        "comments": bounded_comments(change.comments),
         "project": change.project,
         "codebase": change.codebase,
-        "when_timestamp": repr(float(change.when)),
-        "files": json.dumps(list(change.files)),
+        "files": bounded_files(change.files),
         "properties": json.dumps({CHANGE_ID_PROPERTY: cid, VCS_PROPERTY: change.vcs}),
     }
+    if math.isfinite(change.when) and 0 <= change.when <= MAX_WHEN:
+        fields["when_timestamp"] = repr(float(change.when))
+    return fields  # without a time, the master takes the time it receives the change
+
+
+def bounded_author(author: str) -> str:
+    """The author on one line, within :data:`MAX_AUTHOR`; never empty."""
+    return " ".join(CONTROL.sub(" ", author).split())[:MAX_AUTHOR] or "unknown"
+
+
+def bounded_comments(comments: str) -> str:
+    """The commit message without NUL bytes, cut at :data:`MAX_COMMENTS` characters."""
+    text = comments.replace("\x00", "\ufffd")
+    marker = "\n[message cut]"
+    if len(text) > MAX_COMMENTS:
+        text = text[: MAX_COMMENTS - len(marker)] + marker
+    return text
+
+
+def bounded_files(files: Iterable[str]) -> str:
+    """The ``files`` field: at most :data:`MAX_FILES` paths, :data:`MAX_FILES_JSON` in all.
+
+    Paths with a control character or longer than :data:`MAX_FILE_PATH` are left out.
+    """
+    kept: list[str] = []
+    size = 2  # "[]"
+    for path in files:
+        if len(kept) >= MAX_FILES:
+            break
+        if not path or len(path) > MAX_FILE_PATH or CONTROL.search(path):
+            continue
+        encoded = len(json.dumps(path)) + 2  # and ", "
+        if size + encoded > MAX_FILES_JSON:
+            break
+        kept.append(path)
+        size += encoded
+    return json.dumps(kept)
 
 
 def shown(value: object) -> str:

@@ -10,43 +10,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..core.diagnostics import Diagnostic, Severity
-from ..core.loader import Loaded
+from ..core.loader import Loaded, check
 from .common import Parser, add_dir_args
 
 
 def load(args: argparse.Namespace) -> Loaded:
-    """Everything the master would refuse, without starting one (shared with ``matrix``)."""
-    from ..configurator import AnyboxConfigurator
-
-    configurator = AnyboxConfigurator(
-        args.dir, manifests=args.manifest or None, workers=args.workers or None
-    )
-    loaded = configurator.load()
-    loaded.diagnostics.extend(configurator.render_problems(loaded))
-    return loaded
+    """Everything the master would refuse, without Buildbot (shared with ``matrix``)."""
+    return check(args.dir, args.manifest or None, args.workers or None)
 
 
-def _unmatched_warnings(loaded: Loaded) -> list[Diagnostic]:
-    """Cells without a worker, as warnings at their section's line."""
-    sections = {b.name: b for b in loaded.config.buildouts}
-    return [
-        Diagnostic(
-            sections[u.buildout].manifest,
-            sections[u.buildout].line,
-            u.buildout,
-            u.cell,
-            u.reason,
-            Severity.WARNING,
-        )
-        for u in loaded.matrix.unmatched
-    ]
-
-
-def check(args: argparse.Namespace) -> int:
+def report(args: argparse.Namespace) -> int:
     loaded = load(args)
-    problems = [*loaded.diagnostics.items, *_unmatched_warnings(loaded)]
-    for diag in sorted(problems, key=lambda d: (d.path, d.line)):
+    for diag in loaded.diagnostics.items:
         print(diag)
     errors = len(loaded.diagnostics.errors)
     if errors:
@@ -67,4 +42,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return check(build_parser().parse_args(argv))
+    return report(build_parser().parse_args(argv))

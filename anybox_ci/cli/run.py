@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from ..core.loader import Loaded
+from ..core.loader import Loaded, check, unmatched_warnings
 from ..devtools import localrun
 from ..devtools.cellreport import CellResult, collect, table
 from ..devtools.localmaster import Master
@@ -66,20 +66,17 @@ class Refused(Exception):
 
 
 def plan(request: Request, scratch: Path) -> Plan:
-    """Validate the manifests against the local worker, as the master will, and pick the
-    cells; raises :class:`Refused` with every problem printed first."""
-    from ..configurator import AnyboxConfigurator
-
+    """Check the manifests against the local worker, as the master will, and pick the
+    cells; raises :class:`Refused` once every problem is printed."""
     offers = [f"postgresql {major}" for major in request.majors] + request.capabilities
     workers = scratch / "preflight-workers.cfg"
     workers.write_text(localrun.workers_cfg(offers, request.jobs))
-    configurator = AnyboxConfigurator(
-        scratch, manifests=request.manifests, workers=[workers], change_source="hook"
-    )
-    loaded: Loaded = configurator.load()
-    loaded.diagnostics.extend(configurator.render_problems(loaded))
+    loaded: Loaded = check(scratch, request.manifests, [workers])
+    # cells that cannot run are in the table instead
+    unmatched = {str(d) for d in unmatched_warnings(loaded)}
     for diag in loaded.diagnostics.items:
-        print(diag, file=sys.stderr)
+        if str(diag) not in unmatched:
+            print(diag, file=sys.stderr)
     if loaded.diagnostics.errors:
         raise Refused(f"{len(loaded.diagnostics.errors)} error(s) in the manifests")
     sections = sorted(b.name for b in loaded.config.buildouts)

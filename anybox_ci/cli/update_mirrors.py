@@ -28,25 +28,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def remotes_from_master(master_dir: Path) -> list[Remote]:
-    """Every repository the master's manifests watch (auto-watched ones included)."""
+def remotes_from_master(master_dir: Path) -> tuple[list[Remote], list[str]]:
+    """Every repository the master's manifests watch (auto-watched ones included), and one
+    line per problem: a manifest error, or a repository that cannot be mirrored.
+
+    One bad repository, or one bad buildout, never stops the others from being mirrored.
+    """
     loaded = AnyboxConfigurator(master_dir).load()
-    if loaded.diagnostics.errors:
-        raise ValueError(
-            f"{loaded.diagnostics.errors[0]} (and the manifest has "
-            f"{len(loaded.diagnostics.errors)} error(s) in all)"
-        )
+    problems = [str(d) for d in loaded.diagnostics.errors]
     seen: list[Remote] = []
     for watch in loaded.watches:
-        remote = Remote(watch.vcs, watch.url)
+        try:
+            remote = Remote(watch.vcs, watch.url)
+        except ValueError as exc:
+            problems.append(f"skipped: {exc}")
+            continue
         if remote not in seen:
             seen.append(remote)
-    return seen
+    return seen, problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``update-mirrors``: update, spool and deliver; exit 1 when any remote failed."""
-    parser = _Parser(prog="update-mirrors", description=main.__doc__, allow_abbrev=False)
+    """``update-mirrors``: update, spool and deliver; exit 1 when any remote failed.
+
+    A remote that cannot be mirrored (a bad URL, a broken buildout) is reported on one line
+    and skipped: the others are still mirrored, and the exit code is 1. Exit 2 is for bad
+    arguments and unreadable inputs.
+    """
+    parser = _Parser(
+        prog="update-mirrors",
+        description=(main.__doc__ or "").split("\n\n")[0],
+        allow_abbrev=False,
+    )
     parser.add_argument("--root", required=True, type=Path, help="folder holding the mirrors")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -87,10 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--jobs must be at least 1")
     if args.timeout <= 0:
         return fail("--timeout must be positive")
+    problems: list[str] = []
     try:
-        remotes = (
-            remotes_from_master(args.master) if args.master else load_remotes(args.remotes_file)
-        )
+        if args.master:
+            remotes, problems = remotes_from_master(args.master)
+        else:
+            remotes = load_remotes(args.remotes_file)
         rules: list[RewriteRule] = []
         if args.rewrite_file:
             rules = parse_rewrite_rules(args.rewrite_file.read_text(), str(args.rewrite_file))
@@ -102,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{exc.filename}: {exc.strerror}")
     except ValueError as exc:
         return fail(str(exc))
+    for problem in problems:
+        print(f"{prog}: error: {' '.join(problem.split())}", file=sys.stderr)
     spool = None
     if args.notify or args.spool:
         spool = Spool(args.spool or args.root / ".spool")
@@ -147,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
         still = len(spool.pending())
     print(
-        f"{prog}: {len(report.ok)} ok, {len(report.failed)} failed, "
+        f"{prog}: {len(report.ok)} ok, {len(report.failed) + len(problems)} failed, "
         f"{len(report.changes)} changes, {delivered} delivered, {still} still spooled"
     )
-    return 1 if report.failed else 0
+    return 1 if report.failed or problems else 0

@@ -2,8 +2,13 @@
 
 ``configparser`` forgets where a value came from, and every diagnostic must say
 ``FILE:LINE``. The accepted syntax is configparser's (``key = value``,
-``key: value``, indented continuation lines, ``#``/``;`` comments, ``[DEFAULT]``),
-without ``%`` interpolation, which buildout-style values (``${part:opt}``) would trip.
+``key: value``, indented continuation lines, ``#``/``;`` comments, ``[DEFAULT]``).
+
+Inline comments are the ancestor's (Python 2's ``ConfigParser``): a ``;`` that follows a
+space or a tab ends the value, as in ``tree-stable-timer = 300  ; seconds``. Unlike Python
+2, this holds on continuation lines too, and not inside double quotes (``sh -c "a ; b"``).
+A ``#`` inside a value is kept: URLs and buildout values use it (``...#egg=name``).
+``%(name)s`` interpolation is done later, by :func:`anybox_ci.core.options.interpolate`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,17 @@ class IniFile:
     defaults: Section
 
 
+def strip_inline_comment(text: str) -> str:
+    """``text`` without a trailing `` ; comment`` (a ``;`` after a blank, outside ``"..."``)."""
+    quoted = False
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted and (index == 0 or text[index - 1] in " \t"):
+            return text[:index].rstrip()
+    return text
+
+
 def parse_ini(text: str, path: str, diags: Diagnostics) -> IniFile:
     """Parse ``text``; syntax errors are reported to ``diags`` and the line skipped."""
     defaults = Section(DEFAULT_SECTION, 0, path)
@@ -58,6 +74,9 @@ def parse_ini(text: str, path: str, diags: Diagnostics) -> IniFile:
         if not stripped or stripped[0] in "#;":
             continue
         if raw[0] in " \t" and current is not None and last_key is not None:
+            stripped = strip_inline_comment(stripped)
+            if not stripped:
+                continue
             old = current.options[last_key]
             if old.text:
                 joined, lines = f"{old.text}\n{stripped}", (*old.lines, lineno)
@@ -110,7 +129,8 @@ def parse_ini(text: str, path: str, diags: Diagnostics) -> IniFile:
                 key,
                 f"option given twice (first at line {current.options[key].line})",
             )
-        current.options[key] = Value(match.group("value").strip(), lineno, (lineno,))
+        value = strip_inline_comment(match.group("value").strip())
+        current.options[key] = Value(value, lineno, (lineno,))
         last_key = key
     return IniFile(path, sections, defaults)
 

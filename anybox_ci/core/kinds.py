@@ -121,6 +121,24 @@ def _str(text: str) -> str:
     return text.strip()
 
 
+#: ``$(NAME)s``: the ancestor's spelling of a build property, so that its ConfigParser
+#: would not interpolate it (it then turned ``$`` into ``%``)
+_DOLLAR_PROPERTY = re.compile(r"\$\((?P<inner>[^()]*)\)s")
+#: the selectors of Buildbot's ``Interpolate``; the ancestor's bare names were properties
+_SELECTORS = ("prop:", "src:", "kw:", "secret:", "worker:")
+
+
+def buildbot_text(text: str) -> str:
+    """A value given to Buildbot's ``Interpolate``, the ancestor's ``$(name)s`` turned into
+    ``%(prop:name)s`` (``$(name:-default)s`` keeps its default)."""
+
+    def replace(match: re.Match[str]) -> str:
+        inner = match["inner"]
+        return f"%({inner})s" if inner.startswith(_SELECTORS) else f"%(prop:{inner})s"
+
+    return _DOLLAR_PROPERTY.sub(replace, text.strip())
+
+
 FORGE_TYPES = ("github", "gitlab", "gitea")
 
 #: ``commit-status``: forge, API URL, name of the secret holding the token
@@ -146,6 +164,8 @@ Argv = tuple[str, ...]
 Requirements = tuple[tuple[str, VersionFilter], ...]
 
 STR: Kind[str] = Kind("text", _str)
+#: text rendered by Buildbot at build time: ``%(prop:NAME)s`` allowed
+BUILDBOT_TEXT: Kind[str] = Kind("text with build properties", buildbot_text)
 INT: Kind[int] = Kind("integer", _int(0))
 POSITIVE: Kind[int] = Kind("integer >= 1", _int(1))
 FLOAT: Kind[float] = Kind("number", _float)

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from .diagnostics import did_you_mean
 from .model import BuildoutSource, Offer, Watch
-from .vcs import VCS_NAMES, branch_error
+from .vcs import VCS_NAMES, branch_error, url_error
 from .versions import Version
 
 SOURCE_TYPES = ("standalone", "git", "hg", "bzr", "gittag", "hgtag", "archive")
@@ -61,6 +61,8 @@ def parse_source(text: str, manifest_dir: Path) -> BuildoutSource:
     subdir = keywords.get("subdir", "")
     if subdir and (subdir.startswith("/") or ".." in Path(subdir).parts):
         raise ValueError(f"subdir must be a relative path inside the checkout, got {subdir!r}")
+    if "URL" in args and (why := url_error(args["URL"])):
+        raise ValueError(why)
     branch = args.get("BRANCH", "")
     if branch and (why := branch_error(branch)):
         raise ValueError(why)
@@ -85,6 +87,8 @@ def parse_watch(line: str) -> Watch:
     want = 2 if words[0] == "bzr" else 3
     if len(words) != want:
         raise ValueError(f"expected {want - 1} words after {words[0]!r}, got {line!r}")
+    if why := url_error(words[1]):
+        raise ValueError(why)
     branch = words[2] if want == 3 else ""
     if branch and (why := branch_error(branch)):
         raise ValueError(why)

@@ -16,9 +16,9 @@ from .capabilities import CapabilityRegistry
 from .diagnostics import Diagnostic, Diagnostics, Severity
 from .discovered import Pin, pins_by_codebase, read_discovered, watch_file
 from .layout import URL_REWRITES, master_paths
-from .manifest import load_manifests
+from .manifest import read_manifests
 from .model import Config, Watch
-from .plan import Matrix, plan
+from .plan import Broken, Matrix, plan
 from .rewrites import RewriteRule, parse_rewrite_rules
 from .stepset_catalogue import BUILTIN, Catalogue
 from .workers import load_workers
@@ -34,10 +34,13 @@ class Loaded:
 
     @property
     def watches(self) -> list[Watch]:
-        """Every watched (repository, branch), each once, in manifest order."""
+        """Every watched (repository, branch), each once, in manifest order; the watch
+        lines of sections without ``buildout`` included."""
         result: list[Watch] = []
         for buildout in self.config.buildouts:
             result += [w for w in buildout.all_watches if w not in result]
+        for section in self.config.watch_sections:
+            result += [w for w in section.watches if w not in result]
         return result
 
 
@@ -47,9 +50,14 @@ def load_config(
     diags: Diagnostics,
     catalogue: Catalogue = BUILTIN,
 ) -> Config:
+    manifests = read_manifests(manifest_paths, diags, catalogue)
     return Config(
-        buildouts=load_manifests(manifest_paths, diags, catalogue),
+        buildouts=manifests.buildouts,
         workers=load_workers(worker_paths, diags),
+        watch_sections=manifests.watch_sections,
+        manifest_paths=manifests.paths,
+        section_names=manifests.sections,
+        inherit_broken=manifests.silently_broken,
     )
 
 
@@ -70,6 +78,52 @@ def load(
     config, pins = _with_discovered(basedir, config, diags)
     matrix = plan(config.buildouts, config.workers, registry or CapabilityRegistry())
     return Loaded(config, matrix, diags, pins)
+
+
+def buildout_of(diag: Diagnostic, config: Config) -> str | None:
+    """The manifest section a diagnostic is about, or None (a workers file, a whole file)."""
+    if diag.path in config.manifest_paths and diag.section in config.section_names:
+        return diag.section
+    return None
+
+
+def leave_out_broken(loaded: Loaded, problems: Iterable[Diagnostic]) -> Loaded | None:
+    """The configuration without the buildouts these errors are about, or None when an
+    error is not about one manifest section (a workers file, an unreadable manifest, URL
+    rewrite rules...): then nothing can be trusted.
+
+    This is how a starting master keeps its other buildouts when one is broken (see
+    ``AnyboxConfigurator``); ``anybox-ci matrix`` shows the same. A section that only
+    inherits from a broken one is left out with it."""
+    config = loaded.config
+    found: dict[str, Diagnostic] = {}
+    for diag in problems:
+        if not diag.is_error:
+            continue
+        name = buildout_of(diag, config)
+        if name is None:
+            return None
+        found.setdefault(name, diag)
+    if not found:
+        return loaded
+    broken = [Broken(name, str(diag)) for name, diag in found.items()]
+    # left out silently by the loader: the section they inherit from has an inherit error
+    for child, parent in config.inherit_broken.items():
+        if child not in found:
+            broken.append(Broken(child, f"inherits from [{parent}], which is broken"))
+    dropped = {b.buildout for b in broken}
+    kept = replace(
+        config,
+        buildouts=tuple(b for b in config.buildouts if b.name not in dropped),
+        watch_sections=tuple(w for w in config.watch_sections if w.name not in dropped),
+    )
+    matrix = Matrix(
+        tuple(c for c in loaded.matrix.cells if c.buildout not in dropped),
+        tuple(u for u in loaded.matrix.unmatched if u.buildout not in dropped),
+        tuple(sorted({*loaded.matrix.broken, *broken}, key=lambda b: (b.buildout, b.reason))),
+    )
+    pins = {k: v for k, v in loaded.pins.items() if k not in dropped}
+    return Loaded(kept, matrix, loaded.diagnostics, pins)
 
 
 def read_rewrites(path: Path, diags: Diagnostics) -> list[RewriteRule]:

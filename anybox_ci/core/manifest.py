@@ -2,14 +2,20 @@
 
 Loading never raises on bad input: every problem becomes a diagnostic, and a section
 with an error is left out, so one broken buildout does not hide the others from
-``anybox-ci check``. The configurator refuses a configuration with any error, which
-keeps a running master on its previous configuration.
+``anybox-ci check``. What the master does with such a section is the configurator's
+policy (see ``loader.leave_out_broken``).
+
+The ancestor's dialect is read as its ``ConfigParser`` read it: ``%(name)s`` interpolation
+over the section and ``[DEFAULT]``, where any key may be a variable; inline `` ;``
+comments (in :mod:`.inifile`); a section without ``buildout`` whose watch lines are still
+a change source; the buildout's own branch winning over a ``watch`` line on the same
+repository.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -18,8 +24,9 @@ from .diagnostics import Diagnostics, did_you_mean
 from .inifile import IniFile, Section, read_ini
 from .kinds import Requirements
 from .lines import NAME_RE, parse_source, parse_watch
-from .model import Buildout, Requirement, Watch
-from .options import RawValue, Resolved, canonical_names, raw_options, resolve
+from .model import Buildout, Requirement, Watch, WatchSection
+from .options import RawValue, Resolved, canonical_names, interpolate, raw_options, references
+from .options import resolve as resolve_options
 from .stepset_catalogue import BUILTIN, KINDS, Catalogue, StepSetSpec
 
 _MANIFEST_NAMES = canonical_names(schema.MANIFEST_OPTIONS)
@@ -31,20 +38,51 @@ class _ManifestSection:
     ini: IniFile
 
 
+@dataclass(frozen=True)
+class ManifestSet:
+    """Everything the manifests define."""
+
+    buildouts: tuple[Buildout, ...]
+    #: sections without ``buildout`` whose watch lines are a change source
+    watch_sections: tuple[WatchSection, ...]
+    #: the manifest files read, as diagnostics name them
+    paths: tuple[str, ...]
+    #: every section name they define
+    sections: frozenset[str]
+    #: sections left out only because the section they inherit from is broken: its name
+    silently_broken: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Raw:
+    """One section's raw values with its inherit chain applied, and its variables."""
+
+    values: dict[str, RawValue]
+    #: names used in ``%(name)s`` somewhere in the chain: keys that are not options
+    variables: frozenset[str]
+
+
+def _own_raw(entry: _ManifestSection, name: str, diags: Diagnostics) -> _Raw:
+    raw = raw_options(entry.section, entry.ini.defaults)
+    variables = frozenset(ref for value in raw.values() for ref in references(value.text))
+    return _Raw(interpolate(raw, name, diags), variables)
+
+
 def _inherited_raw(
     name: str,
     sections: Mapping[str, _ManifestSection],
     diags: Diagnostics,
-    cache: dict[str, dict[str, RawValue] | None],
+    cache: dict[str, _Raw | None],
+    silent: dict[str, str],
     stack: tuple[str, ...] = (),
-) -> dict[str, RawValue] | None:
+) -> _Raw | None:
     """The raw options of a section with its ``inherit`` chain applied."""
     if name in cache:
         return cache[name]
     entry = sections[name]
-    own = raw_options(entry.section, entry.ini.defaults)
+    own = _own_raw(entry, name, diags)
     parent_value = entry.section.options.get(schema.INHERIT.name)
-    result: dict[str, RawValue] | None = own
+    result: _Raw | None = own
     if parent_value is not None:
         parent = parent_value.text.strip()
         where = (entry.section.path, parent_value.line, name, schema.INHERIT.name)
@@ -58,32 +96,67 @@ def _inherited_raw(
             )
             result = None
         else:
-            base = _inherited_raw(parent, sections, diags, cache, (*stack, name))
+            base = _inherited_raw(parent, sections, diags, cache, silent, (*stack, name))
             if base is None:
+                silent.setdefault(name, parent)
                 result = None
             else:
                 # own DEFAULT values must not override what the parent set explicitly
-                result = dict(base)
-                result.update(
-                    {k: v for k, v in own.items() if k in entry.section.options or k not in base}
+                values = dict(base.values)
+                values.update(
+                    {
+                        k: v
+                        for k, v in own.values.items()
+                        if k in entry.section.options or k not in base.values
+                    }
                 )
+                result = _Raw(values, own.variables | base.variables)
     if result is not None:
-        result.pop(schema.INHERIT.name, None)
+        result.values.pop(schema.INHERIT.name, None)
     cache[name] = result
     return result
 
 
-def load_manifests(
+def _is_removed(key: str) -> bool:
+    return schema.removed_option(key) is not None
+
+
+def _warn_default_variables(ini: IniFile, diags: Diagnostics) -> None:
+    """A ``[DEFAULT]`` key that is no option is a variable; warn if it looks like a typo."""
+    used = {
+        ref
+        for section in (ini.defaults, *ini.sections.values())
+        for value in section.options.values()
+        for ref in references(value.text)
+    }
+    for key, value in ini.defaults.options.items():
+        if key in _MANIFEST_NAMES or _is_removed(key) or key in used:
+            continue
+        hint = did_you_mean(key, _MANIFEST_NAMES)
+        if hint:
+            diags.warning(
+                ini.path,
+                value.line,
+                "DEFAULT",
+                key,
+                "not an option: kept as a variable for %(" + key + ")s" + hint,
+            )
+
+
+def read_manifests(
     paths: Sequence[Path],
     diags: Diagnostics,
     catalogue: Catalogue = BUILTIN,
-) -> tuple[Buildout, ...]:
+) -> ManifestSet:
     """Read manifests; step sets are checked against ``catalogue`` (names and needs)."""
     sections: dict[str, _ManifestSection] = {}
+    read_paths: list[str] = []
     for path in paths:
         ini = read_ini(path, diags)
         if ini is None:
             continue
+        read_paths.append(ini.path)
+        _warn_default_variables(ini, diags)
         for name, section in ini.sections.items():
             if name in sections:
                 first = sections[name].section
@@ -98,16 +171,35 @@ def load_manifests(
             sections[name] = _ManifestSection(section, ini)
 
     step_sets = {kind.name: catalogue.names(kind) for kind in KINDS}
-    cache: dict[str, dict[str, RawValue] | None] = {}
+    cache: dict[str, _Raw | None] = {}
+    silent: dict[str, str] = {}
     buildouts: list[Buildout] = []
+    watch_sections: list[WatchSection] = []
     for name, entry in sections.items():
-        raw = _inherited_raw(name, sections, diags, cache)
+        raw = _inherited_raw(name, sections, diags, cache, silent)
         if raw is None:
             continue
-        buildout = _make_buildout(name, entry, raw, diags, step_sets)
-        if buildout is not None:
-            buildouts.append(buildout)
-    return tuple(buildouts)
+        made = _make_buildout(name, entry, raw, diags, step_sets)
+        if isinstance(made, Buildout):
+            buildouts.append(made)
+        elif made is not None:
+            watch_sections.append(made)
+    return ManifestSet(
+        tuple(buildouts),
+        tuple(watch_sections),
+        tuple(read_paths),
+        frozenset(sections),
+        MappingProxyType(silent),
+    )
+
+
+def load_manifests(
+    paths: Sequence[Path],
+    diags: Diagnostics,
+    catalogue: Catalogue = BUILTIN,
+) -> tuple[Buildout, ...]:
+    """The buildouts of :func:`read_manifests`."""
+    return read_manifests(paths, diags, catalogue).buildouts
 
 
 def _check_step_sets(
@@ -136,7 +228,15 @@ def _check_step_sets(
                 )
                 ok = False
                 continue
-            if spec.name != step_name:
+            if spec.ignored:
+                diags.warning(
+                    written.path,
+                    line,
+                    name,
+                    kind.name,
+                    f"step set {step_name!r}: " + schema.ignored_message(spec.ignored),
+                )
+            elif spec.name != step_name:
                 diags.warning(
                     written.path,
                     line,
@@ -161,11 +261,16 @@ def _requirements(reqs: Requirements) -> tuple[Requirement, ...]:
     return tuple(Requirement(cap, flt) for cap, flt in reqs)
 
 
-def _check_build_for(
-    raw: Mapping[str, RawValue], reqs: tuple[Requirement, ...], name: str, diags: Diagnostics
+def _check_requirements(
+    raw: Mapping[str, RawValue],
+    build_for: tuple[Requirement, ...],
+    build_requires: tuple[Requirement, ...],
+    name: str,
+    diags: Diagnostics,
 ) -> bool:
+    ok = True
     seen: set[str] = set()
-    for req in reqs:
+    for req in build_for:
         if req.capability in seen:
             where = raw[schema.BUILD_FOR.name]
             diags.error(
@@ -177,16 +282,91 @@ def _check_build_for(
             )
             return False
         seen.add(req.capability)
-    return True
+    for req in build_requires:
+        if req.filter.not_used:
+            where = raw[schema.BUILD_REQUIRES.name]
+            diags.error(
+                where.path,
+                where.line_of(str(req)),
+                name,
+                schema.BUILD_REQUIRES.name,
+                f"{req}: 'not-used' only has a meaning in {schema.BUILD_FOR.name} "
+                f"(one builder, whatever the {req.capability} version); here, remove the line",
+            )
+            ok = False
+    return ok
+
+
+def _known_raw(name: str, raw: _Raw) -> dict[str, RawValue]:
+    """``raw`` without the keys that are variables, not options (as ConfigParser allowed)."""
+    return {
+        key: value
+        for key, value in raw.values.items()
+        if key in _MANIFEST_NAMES
+        or _is_removed(key)
+        or not (value.from_default or key in raw.variables)
+    }
+
+
+def _watch_section(
+    name: str, entry: _ManifestSection, raw: dict[str, RawValue], diags: Diagnostics
+) -> WatchSection | None:
+    """A section without ``buildout``: a change source when it has watch lines."""
+    path, line = entry.section.path, entry.section.line
+    written = raw.get(schema.WATCH.name)
+    if written is None or not schema.WATCH.kind.parse(written.text):
+        diags.warning(path, line, name, "", f"no {schema.BUILDOUT.name!r} option: section ignored")
+        return None
+    wanted = {k: v for k, v in raw.items() if k in (schema.WATCH.name, schema.POLL.name)}
+    values = resolve_options(wanted, schema.MANIFEST_OPTIONS, name, diags, names=_MANIFEST_NAMES)
+    watches = []
+    for text in values.get(schema.WATCH):
+        try:
+            watches.append(parse_watch(text))
+        except ValueError as exc:
+            diags.error(written.path, written.line_of(text), name, schema.WATCH.name, str(exc))
+            values.ok = False
+    if not values.ok:
+        return None
+    return WatchSection(name, path, line, tuple(watches), values.get(schema.POLL))
+
+
+def _ancestor_archive(
+    name: str, src_raw: RawValue, values: Resolved, diags: Diagnostics
+) -> str | None:
+    """The ancestor's ``archive SUBDIR_PROP ARCHIVE_PROP FILE`` (an archive on the master)
+    as ``archive URL FILE``, fetched from ``packaging.base-url``; None when not that form."""
+    words = src_raw.text.split()
+    positional = [w for w in words[1:] if "=" not in w]
+    if not words or words[0] != "archive" or len(positional) != 3:
+        return None
+    subdir, archive, file = positional
+    where = (src_raw.path, src_raw.line, name, schema.BUILDOUT.name)
+    base_url = values.get(schema.PACKAGING_BASE_URL)
+    if not base_url:
+        diags.error(
+            *where,
+            f"the ancestor's 'archive SUBDIR_PROPERTY ARCHIVE_PROPERTY FILE' is fetched from "
+            f"{schema.PACKAGING_BASE_URL.name!r} (the URL serving "
+            f"{schema.PACKAGING_ROOT_DIR.name!r}): set it, or write 'archive URL FILE'",
+        )
+        return ""
+    url = f"{base_url.rstrip('/')}/%(prop:{subdir})s/%(prop:{archive})s.tar.bz2"
+    diags.warning(
+        *where,
+        f"the ancestor's archive form: the worker fetches {url}; write 'archive URL FILE' "
+        "to say so",
+    )
+    return f"archive {url} {file}"
 
 
 def _make_buildout(
     name: str,
     entry: _ManifestSection,
-    raw: Mapping[str, RawValue],
+    inherited: _Raw,
     diags: Diagnostics,
     step_sets: Mapping[str, Mapping[str, StepSetSpec]],
-) -> Buildout | None:
+) -> Buildout | WatchSection | None:
     path, line = entry.section.path, entry.section.line
     if not NAME_RE.match(name):
         diags.error(
@@ -198,29 +378,53 @@ def _make_buildout(
             "letters, digits and . _ + -",
         )
         return None
+    raw = _known_raw(name, inherited)
     src_raw = raw.get(schema.BUILDOUT.name)
     if src_raw is None:
-        diags.warning(path, line, name, "", f"no {schema.BUILDOUT.name!r} option: section ignored")
-        return None
-    values = resolve(raw, schema.MANIFEST_OPTIONS, name, diags, names=_MANIFEST_NAMES)
+        return _watch_section(name, entry, raw, diags)
+    values = resolve_options(
+        raw,
+        schema.MANIFEST_OPTIONS,
+        name,
+        diags,
+        names=_MANIFEST_NAMES,
+        removed=schema.REMOVED_MANIFEST_OPTIONS,
+    )
     ok = values.ok
+    source_text = _ancestor_archive(name, src_raw, values, diags)
+    if source_text == "":
+        return None
     try:
         # relative to the manifest where the value is written, even when inherited
-        source = parse_source(src_raw.text, Path(src_raw.path).parent)
+        source = parse_source(source_text or src_raw.text, Path(src_raw.path).parent)
     except ValueError as exc:
         diags.error(src_raw.path, src_raw.line, name, schema.BUILDOUT.name, str(exc))
         return None
+    own = source.watch
     watches: list[Watch] = []
     for text in values.get(schema.WATCH):
+        where = raw.get(schema.WATCH.name) or src_raw
         try:
-            watches.append(parse_watch(text))
+            watch = parse_watch(text)
         except ValueError as exc:
-            where = raw.get(schema.WATCH.name) or src_raw
             diags.error(where.path, where.line_of(text), name, schema.WATCH.name, str(exc))
             ok = False
+            continue
+        if own is not None and watch.url == own.url and watch.branch != own.branch:
+            diags.warning(
+                where.path,
+                where.line_of(text),
+                name,
+                schema.WATCH.name,
+                f"line ignored: the buildout's own branch {own.branch!r} of this repository "
+                "is watched, and takes precedence (as in the ancestor)",
+            )
+            continue
+        watches.append(watch)
     ok = _check_step_sets(name, (path, line), raw, values, step_sets, diags) and ok
     build_for = _requirements(values.get(schema.BUILD_FOR))
-    ok = ok and _check_build_for(raw, build_for, name, diags)
+    build_requires = _requirements(values.get(schema.BUILD_REQUIRES))
+    ok = ok and _check_requirements(raw, build_for, build_requires, name, diags)
     if not ok:
         return None
     return Buildout(
@@ -229,7 +433,8 @@ def _make_buildout(
         line=line,
         source=source,
         options=MappingProxyType(values.values),
-        build_for=build_for,
-        build_requires=_requirements(values.get(schema.BUILD_REQUIRES)),
+        build_for=tuple(r for r in build_for if not r.filter.not_used),
+        build_requires=build_requires,
         watches=tuple(watches),
+        not_used=tuple(r.capability for r in build_for if r.filter.not_used),
     )

@@ -74,6 +74,9 @@ class Buildout:
     build_for: tuple[Requirement, ...]
     build_requires: tuple[Requirement, ...]
     watches: tuple[Watch, ...]
+    #: capabilities of ``build-for`` lines that say ``not-used``: no version axis, and the
+    #: version property says ``not-used``
+    not_used: tuple[str, ...] = ()
 
     def get(self, option: Option[T]) -> T:
         """The value of a manifest option, typed as the schema declares it."""
@@ -130,6 +133,28 @@ class WorkerDef:
 
 
 @dataclass(frozen=True)
+class WatchSection:
+    """A manifest section without ``buildout``: its watch lines are a change source only.
+
+    The ancestor's "project not installed by buildout": its repositories are polled or
+    accepted by the change hook, and the changes reach every scheduler watching them."""
+
+    name: str
+    manifest: str
+    line: int
+    watches: tuple[Watch, ...]
+    poll: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     buildouts: tuple[Buildout, ...]
     workers: tuple[WorkerDef, ...]
+    watch_sections: tuple[WatchSection, ...] = ()
+    #: the manifest files read (as diagnostics name them) and every section they define:
+    #: an error at one of those sections is that buildout's, see ``loader.leave_out_broken``
+    manifest_paths: tuple[str, ...] = ()
+    section_names: frozenset[str] = frozenset()
+    #: sections left out without an error of their own: the section they inherit from
+    #: (directly) cannot be read, by name
+    inherit_broken: Mapping[str, str] = field(default_factory=dict)

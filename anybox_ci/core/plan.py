@@ -15,7 +15,7 @@ from typing import Any
 
 from .capabilities import CapabilityRegistry
 from .model import Buildout, Requirement, WorkerDef
-from .versions import Version
+from .versions import NOT_USED, Version
 
 _MAX_REASONS = 3
 
@@ -42,13 +42,27 @@ class Unmatched:
 
 
 @dataclass(frozen=True)
+class Broken:
+    """A buildout left out of the running configuration: ``reason`` is its first problem,
+    ``FILE:LINE: [section] option: message``."""
+
+    buildout: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Matrix:
     cells: tuple[Cell, ...]
     unmatched: tuple[Unmatched, ...]
+    #: buildouts left out because of an error (a master started with a broken section)
+    broken: tuple[Broken, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """The ``anybox-ci matrix --json`` contract; every list is sorted."""
-        return {
+        """The ``anybox-ci matrix --json`` contract; every list is sorted.
+
+        ``broken`` is only there when a buildout is broken, so that a valid configuration
+        gives exactly the contract's two keys."""
+        found: dict[str, Any] = {
             "builders": [
                 {
                     "name": c.name,
@@ -64,6 +78,12 @@ class Matrix:
                 for u in self.unmatched
             ],
         }
+        if self.broken:
+            found["broken"] = [
+                {"buildout": b.buildout, "reason": b.reason}
+                for b in sorted(self.broken, key=lambda b: (b.buildout, b.reason))
+            ]
+        return found
 
 
 def _offers_matching(worker: WorkerDef, req: Requirement) -> list[Version | None]:
@@ -232,6 +252,8 @@ def plan_buildout(
         "buildout": buildout.name,
         "build_requires": sorted(str(r) for r in buildout.build_requires),
     }
+    # ``build-for = postgresql not-used``: no version axis, and the property says so
+    base_props.update((registry.get(cap).version_prop, NOT_USED) for cap in buildout.not_used)
     if not shape.combos:
         return [
             Cell(buildout.name, buildout.name, (), shape.eligible, MappingProxyType(base_props))

@@ -8,7 +8,10 @@ mean" suggestions and the generated reference docs (``docs/reference/*.md``) rea
 tables at the end, so they cannot drift.
 
 An option kept only for old manifests says why in ``ignored``: ``anybox-ci check``
-warns where it is set, and the docs say it has no effect.
+warns where it is set, and the docs say it has no effect. An option of the ancestor that
+no longer exists at all is a :class:`Removed` entry: accepted with the same warning, and
+dropped. :data:`ANCESTOR_MANIFEST_OPTIONS` and :data:`ANCESTOR_WORKER_OPTIONS` list what the
+ancestor read, for the generated migration tables and the tests in its dialect.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .kinds import (
     ARGV,
     ARGV_LINES,
     BOOL,
+    BUILDBOT_TEXT,
     FLOAT,
     FORGE_STATUS,
     INT,
@@ -56,6 +60,28 @@ class Option(Generic[T]):
 
 
 Words = tuple[str, ...]
+
+#: the release from which the ancestor's dropped options are ignored
+IGNORED_SINCE = "anybox_ci 0.1"
+
+
+def ignored_message(why: str) -> str:
+    """The warning of an option that is accepted for old manifests but does nothing."""
+    return f"ignored since {IGNORED_SINCE}: {why}; remove it (anybox-ci migrate does)"
+
+
+@dataclass(frozen=True)
+class Removed:
+    """An ancestor option that no longer exists: accepted with a warning, then dropped."""
+
+    name: str
+    why: str
+    #: ``name`` is a prefix: every option starting with it (``bootstrap-``)
+    prefix: bool = False
+
+    def matches(self, key: str) -> bool:
+        return key.startswith(self.name) if self.prefix else key == self.name
+
 
 # ---------------------------------------------------------------- manifest: source and matrix
 
@@ -188,6 +214,14 @@ BUILDOUT_OPTIONS: Option[Words] = Option(
     (),
     "Extra `section:option=value` overrides given to `bin/buildout`.",
 )
+BUILDOUT_PIP_EXISTS_ACTION: Option[str] = Option(
+    "buildout.pip-exists-action",
+    choice("s", "i", "w", "b", "a"),
+    "s",
+    "`PIP_EXISTS_ACTION` of the buildout step: what pip does when a checkout it would "
+    "make already exists: (s)witch, (i)gnore, (w)ipe, (b)ackup or (a)bort.",
+    example="w",
+)
 BOOTSTRAP_VERSION: Option[str] = Option(
     "bootstrap-version",
     STR,
@@ -299,15 +333,19 @@ NOSE_PROFILE_RESTRICT: Option[str | None] = Option(
 )
 NOSE_UPLOAD_PATH: Option[str | None] = Option(
     "nose.upload-path",
-    STR,
+    BUILDBOT_TEXT,
     None,
-    "Master folder receiving nose's HTML coverage report (`--cover-html`, coverage turned on).",
+    "Master folder receiving nose's HTML coverage report (`--cover-html`, coverage turned "
+    "on). Build properties are allowed: `%(prop:buildnumber)s` (or the ancestor's "
+    "`$(buildnumber)s`).",
+    example="/srv/coverage/%(prop:buildername)s",
 )
 NOSE_UPLOAD_URL: Option[str | None] = Option(
     "nose.upload-url",
-    STR,
+    BUILDBOT_TEXT,
     None,
-    "URL under which `nose.upload-path` is served, linked from the build.",
+    "URL under which `nose.upload-path` is served, linked from the build; build properties "
+    "as in `nose.upload-path`.",
 )
 PYTEST_ARGS: Option[Words] = Option(
     "pytest-args", WORDS, (), "Arguments of `bin/pytest` for the `pytest` step set."
@@ -348,9 +386,11 @@ DOC_BASE_URL: Option[str | None] = Option(
 )
 DOC_VERSION: Option[str | None] = Option(
     "doc.version",
-    STR,
+    BUILDBOT_TEXT,
     None,
-    "Subfolder of `doc.upload-dir` (and of `doc.base-url`) receiving the docs.",
+    "Subfolder of `doc.upload-dir` (and of `doc.base-url`) receiving the docs. Build "
+    "properties are allowed: `%(prop:buildout-tag:-current)s` (or the ancestor's "
+    "`$(buildout-tag:-current)s`).",
 )
 DOC_SPHINX_SOURCEDIR: Option[str] = Option(
     "doc.sphinx-sourcedir", STR, "doc", "Sphinx source folder."
@@ -375,19 +415,47 @@ FUNCTIONAL_SERVER_COMMAND: Option[Argv | None] = Option(
     ARGV,
     None,
     "Server started for the `functional` step set; `{port}` in any argument becomes the "
-    "reserved port.",
+    "reserved port. Default: the Odoo start script (`start-command`, else "
+    "`bin/start_<buildout-part>`) with `--http-port={port}`.",
 )
 FUNCTIONAL_WAIT_URL: Option[str | None] = Option(
     "functional.wait-url", STR, None, "URL polled until the server answers (`{port}` allowed)."
 )
 FUNCTIONAL_COMMANDS: Option[tuple[Argv, ...]] = Option(
-    "functional.commands", ARGV_LINES, (), "Commands run while the server is up."
+    "functional.commands",
+    ARGV_LINES,
+    (),
+    "Commands run while the server is up, one per line; `{port}` in an argument becomes the "
+    "server's port (also in `$ANYBOX_CI_PORT`), and the database is `$ANYBOX_CI_DB`.",
+    example="bin/selenium-tests --port {port}",
+)
+FUNCTIONAL_PARTS: Option[Words] = Option(
+    "functional.parts",
+    WORDS,
+    (),
+    "Buildout parts installed (`bin/buildout install PART...`) before the `functional` "
+    "step set starts the server: the tools its commands need.",
 )
 FUNCTIONAL_TIMEOUT: Option[int] = Option(
-    "functional.timeout", POSITIVE, 120, "Seconds to wait for the server."
+    "functional.timeout",
+    POSITIVE,
+    120,
+    "Seconds to wait for the server to answer (polled, never a fixed sleep).",
+    aliases=("functional.wait",),
 )
 PACKAGING_UPLOAD_DIR: Option[str | None] = Option(
-    "packaging.upload-dir", STR, None, "Master folder receiving release tarballs."
+    "packaging.upload-dir",
+    STR,
+    None,
+    "Master folder receiving release tarballs; relative to `packaging.root-dir` when that is set.",
+)
+PACKAGING_ROOT_DIR: Option[str | None] = Option(
+    "packaging.root-dir",
+    STR,
+    None,
+    "Master folder that a relative `packaging.upload-dir` is in, typically set once in "
+    "`[DEFAULT]` for every buildout that makes releases.",
+    example="/srv/releases",
 )
 PACKAGING_BASE_URL: Option[str | None] = Option(
     "packaging.base-url",
@@ -404,6 +472,36 @@ PACKAGING_PARTS: Option[Words] = Option(
     (),
     "Buildout parts frozen in a release.",
     ignored="a release tarball holds the whole built buildout",
+)
+
+# ---------------------------------------------------------------- manifest: pg_remote_copy
+
+PG_REMOTE_COPY_ARGUMENTS: Option[Argv | None] = Option(
+    "pg_remote_copy.arguments",
+    ARGV,
+    None,
+    "Arguments of the `pg_remote_copy` db step set's command, after the database name.",
+    example="--source prod-db --dump latest",
+)
+PG_REMOTE_COPY_EXECUTABLE: Option[str] = Option(
+    "pg_remote_copy.executable",
+    STR,
+    "pg_remote_copy",
+    "Command of the `pg_remote_copy` db step set: a site script that creates the test "
+    "database from a copy of another one.",
+)
+PG_REMOTE_COPY_DB_OPTION: Option[str] = Option(
+    "pg_remote_copy.db_option",
+    STR,
+    "--copied_db_name",
+    "Option giving the test database's name to `pg_remote_copy.executable`; empty (or "
+    "`None`, as the ancestor wrote it) passes the name as a positional argument.",
+)
+PG_REMOTE_COPY_TIMEOUT: Option[int | None] = Option(
+    "pg_remote_copy.timeout",
+    POSITIVE,
+    None,
+    "Seconds without output before the copy is killed; default `test-timeout`.",
 )
 
 # ---------------------------------------------------------------- workers
@@ -479,6 +577,7 @@ MANIFEST_OPTIONS: dict[str, Option[Any]] = _table(
     BUILDOUT_TIMEOUT,
     TEST_TIMEOUT,
     BUILDOUT_OPTIONS,
+    BUILDOUT_PIP_EXISTS_ACTION,
     BOOTSTRAP_VERSION,
     VIRTUALENV,
     PYTHON,
@@ -521,11 +620,17 @@ MANIFEST_OPTIONS: dict[str, Option[Any]] = _table(
     FUNCTIONAL_SERVER_COMMAND,
     FUNCTIONAL_WAIT_URL,
     FUNCTIONAL_COMMANDS,
+    FUNCTIONAL_PARTS,
     FUNCTIONAL_TIMEOUT,
     PACKAGING_UPLOAD_DIR,
+    PACKAGING_ROOT_DIR,
     PACKAGING_BASE_URL,
     PACKAGING_PREFIX,
     PACKAGING_PARTS,
+    PG_REMOTE_COPY_ARGUMENTS,
+    PG_REMOTE_COPY_EXECUTABLE,
+    PG_REMOTE_COPY_DB_OPTION,
+    PG_REMOTE_COPY_TIMEOUT,
 )
 
 WORKER_OPTIONS: dict[str, Option[Any]] = _table(
@@ -537,6 +642,114 @@ WORKER_OPTIONS: dict[str, Option[Any]] = _table(
     BUILD_ONLY_IF_REQUIRES,
     DB_PREFIX,
 )
+
+
+_NO_BOOTSTRAP_PY = (
+    "there is no bootstrap.py any more: zc.buildout (`bootstrap-version`) is installed with "
+    "pip into a per-worker virtualenv"
+)
+
+#: ancestor manifest options that no longer exist, most specific first
+REMOVED_MANIFEST_OPTIONS: tuple[Removed, ...] = (
+    Removed("bootstrap-type", _NO_BOOTSTRAP_PY),
+    Removed("bootstrap-script", _NO_BOOTSTRAP_PY),
+    Removed("bootstrap-virtualenv", "the bootstrap always uses a per-worker virtualenv"),
+    Removed("bootstrap-", _NO_BOOTSTRAP_PY + ", with no other options", prefix=True),
+    Removed(
+        "packaging.vcs",
+        "a release tarball is made from the built buildout, whatever its version control",
+    ),
+)
+
+#: every manifest option the ancestor read (anybox.buildbot.openerp on its master branch,
+#: anybox.buildbot.odoo on nine), bootstrap options as their common spellings
+ANCESTOR_MANIFEST_OPTIONS: tuple[str, ...] = (
+    "buildout",
+    "inherit",
+    "watch",
+    "auto-watch",
+    "tree-stable-timer",
+    "build-for",
+    "build-requires",
+    "build-category",
+    "post-dl-steps",
+    "db-steps",
+    "post-buildout-steps",
+    "db_template",
+    "buildout-part",
+    "start-command",
+    "test-command",
+    "git-shallow",
+    "virtualenv",
+    "bootstrap-version",
+    "bootstrap-type",
+    "bootstrap-script",
+    "bootstrap-virtualenv",
+    "buildout.pip-exists-action",
+    "openerp-addons",
+    "odoo-addons",
+    "install.demo-data",
+    "install-as-upgrade",
+    "upgrade.script",
+    "update.log_file_option",
+    "odoo.use-port",
+    "odoo.http-port-min",
+    "odoo.http-port-max",
+    "odoo.http-port-step",
+    "nose.tests",
+    "nose.coverage",
+    "nose.cover-options",
+    "nose.profile",
+    "nose.profile-restrict",
+    "nose.cprofile",
+    "nose.upload-path",
+    "nose.upload-url",
+    "functional.commands",
+    "functional.parts",
+    "functional.wait",
+    "static-analysis.flake-directories",
+    "static-analysis.part",
+    "static-analysis.max-line-length",
+    "doc.upload-dir",
+    "doc.upload-root",
+    "doc.version",
+    "doc.base-url",
+    "doc.sphinx-sourcedir",
+    "doc.sphinx-builddir",
+    "doc.sphinx-bin",
+    "doc.sphinx-mode",
+    "packaging.root-dir",
+    "packaging.upload-dir",
+    "packaging.prefix",
+    "packaging.parts",
+    "packaging.base-url",
+    "packaging.vcs",
+    "autocommit.script",
+    "autocommit.message",
+    "pg_remote_copy.arguments",
+    "pg_remote_copy.executable",
+    "pg_remote_copy.db_option",
+    "pg_remote_copy.timeout",
+)
+
+#: every worker option the ancestor gave a meaning to (any other key was a property)
+ANCESTOR_WORKER_OPTIONS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "capability",
+    "max_builds",
+    "notify_on_missing",
+    "slave_priority",
+    "worker_priority",
+    "build-only-if-requires",
+)
+
+
+def removed_option(
+    key: str, removed: tuple[Removed, ...] = REMOVED_MANIFEST_OPTIONS
+) -> Removed | None:
+    """The :class:`Removed` entry of an option name, or None."""
+    return next((r for r in removed if r.matches(key)), None)
 
 
 def constant_name(option: Option[Any]) -> str:

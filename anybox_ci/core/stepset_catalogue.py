@@ -46,6 +46,8 @@ class StepSetSpec:
     aliases: tuple[str, ...] = ()
     #: options that must have a non-empty value when the step set is used
     requires: tuple[Option[Any], ...] = ()
+    #: why an ancestor step set is accepted but does nothing (warned where it is named)
+    ignored: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,23 +72,40 @@ def _spec(
     doc: str,
     *aliases: str,
     requires: tuple[Option[Any], ...] = (),
+    ignored: str = "",
 ) -> StepSetSpec:
-    return StepSetSpec(kind, name, doc, aliases, requires)
+    return StepSetSpec(kind, name, doc, aliases, requires, ignored)
 
 
-_DB, _POST = schema.DB_STEPS, schema.POST_BUILDOUT_STEPS
+_DL, _DB, _POST = schema.POST_DL_STEPS, schema.DB_STEPS, schema.POST_BUILDOUT_STEPS
 
-NOOP = _spec(
-    schema.POST_DL_STEPS, "noop", "Nothing (the ancestor's default post-download step set)."
+NOOP = _spec(_DL, "noop", "Nothing (the ancestor's default post-download step set).")
+RELEASE_PACKAGING = _spec(
+    _DL,
+    "packaging",
+    "Nothing: the ancestor prepared its release here; the `packaging` post-buildout step "
+    "set makes the release tarball.",
+    ignored="the release tarball is made from the built buildout by the `packaging` "
+    "post-buildout step set (name it in post-buildout-steps)",
 )
 SIMPLE_CREATE = _spec(
-    _DB, "simple_create", "Drop and create the cell's test database from `db_template`."
+    _DB,
+    "simple_create",
+    "Drop and create the cell's test database from `db_template`.",
+    "simple-create",
 )
 RESTORE = _spec(
     _DB,
     "restore",
     "Create an empty test database and fill it with `db-restore-command`.",
     requires=(schema.DB_RESTORE_COMMAND,),
+)
+PG_REMOTE_COPY = _spec(
+    _DB,
+    "pg_remote_copy",
+    "Drop the test database, then run `pg_remote_copy.executable` to create it as a copy "
+    "(`pg_remote_copy.db_option` NAME `pg_remote_copy.arguments`).",
+    requires=(schema.PG_REMOTE_COPY_ARGUMENTS,),
 )
 INSTALL_MODULES_TEST = _spec(
     _POST,
@@ -106,6 +125,13 @@ UPDATE_MODULES = _spec(
     "update-modules",
     "Update `odoo-addons` (`-u`), or run `upgrade.script`.",
     "update-odoo",
+    "update-openerp",
+)
+OPENERP_COMMAND_TESTS = _spec(
+    _POST,
+    "openerpcommand-initialize-tests",
+    "Install `odoo-addons` (all: `--all-modules`) with their tests through "
+    "`bin/<buildout-part>_command initialize --tests` (OpenERP 7 and openerp-command).",
 )
 TEST_COMMAND = _spec(
     _POST,
@@ -134,9 +160,9 @@ DOC = _spec(
 FUNCTIONAL = _spec(
     _POST,
     "functional",
-    "Start `functional.server-command` on a reserved port, wait until it answers, run "
-    "`functional.commands`, stop it.",
-    requires=(schema.FUNCTIONAL_SERVER_COMMAND, schema.FUNCTIONAL_COMMANDS),
+    "Install `functional.parts`, start `functional.server-command` (default: Odoo) on a "
+    "reserved port, wait until it answers, run `functional.commands`, stop it.",
+    requires=(schema.FUNCTIONAL_COMMANDS,),
 )
 PACKAGING = _spec(
     _POST,
@@ -152,11 +178,14 @@ AUTOCOMMIT = _spec(
 BUILTIN = Catalogue(
     (
         NOOP,
+        RELEASE_PACKAGING,
         SIMPLE_CREATE,
         RESTORE,
+        PG_REMOTE_COPY,
         INSTALL_MODULES_TEST,
         INSTALL_MODULES,
         UPDATE_MODULES,
+        OPENERP_COMMAND_TESTS,
         TEST_COMMAND,
         PYTEST,
         NOSE,
@@ -167,3 +196,25 @@ BUILTIN = Catalogue(
         AUTOCOMMIT,
     )
 )
+
+#: every step-set name the ancestor accepted, per kind (both branches; aliases included)
+ANCESTOR_STEP_SETS: dict[str, tuple[str, ...]] = {
+    schema.POST_DL_STEPS.name: ("noop", "packaging"),
+    schema.DB_STEPS.name: ("simple_create", "simple-create", "pg_remote_copy"),
+    schema.POST_BUILDOUT_STEPS.name: (
+        "install-modules-test",
+        "install-modules",
+        "test-openerp",
+        "test-odoo",
+        "standard",
+        "update-openerp",
+        "update-odoo",
+        "openerpcommand-initialize-tests",
+        "nose",
+        "functional",
+        "static-analysis",
+        "doc",
+        "packaging",
+        "autocommit",
+    ),
+}

@@ -15,7 +15,11 @@ VCS_NAMES = ("git", "hg", "bzr")
 _REF_FORBIDDEN = frozenset(" ~^:?*[\\")
 _HEX = re.compile(r"[0-9a-f]+\Z")
 _BZR_REVID = re.compile(r"[!-~]{1,255}\Z")  # printable ASCII, no whitespace
+_ABBREV = re.compile(r"[0-9a-fA-F]{4,64}\Z")
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:]*):[^/@]*@")
+_ANY_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 MAX_BRANCH = 255
+MAX_URL = 2000
 
 
 def check_branch(name: str) -> str | None:
@@ -77,6 +81,18 @@ def check_revision(vcs: str, revision: str) -> str | None:
     return None if ok else "expected a bzr revision id without whitespace"
 
 
+def check_ref(vcs: str, value: str) -> str | None:
+    """Why ``value`` cannot be a revision typed by a person (force form), or None.
+
+    A full revision id, an abbreviated hex one, or a name that :func:`check_branch`
+    accepts (a tag, a branch): never anything a VCS could read as an option.
+    """
+    if check_revision(vcs, value) is None or (vcs != "bzr" and _ABBREV.match(value)):
+        return None
+    why = check_branch(value)
+    return f"not a revision id nor a valid ref name ({why})" if why else None
+
+
 def check_url(url: str) -> str | None:
     """Why ``url`` cannot be handed to a VCS as a repository, or None.
 
@@ -89,7 +105,28 @@ def check_url(url: str) -> str | None:
         return "it starts with '-' (it would be read as an option)"
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
         return "it contains whitespace or a control character"
+    if len(url) > MAX_URL:
+        return f"it is longer than {MAX_URL} characters"
     return None
+
+
+def url_error(url: str) -> str | None:
+    """A one-line message for an unacceptable repository URL (password masked), or None."""
+    why = check_url(url)
+    return f"invalid URL {redact_url(url)[:100]!r}: {why}" if why else None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its ``scheme://user:password@`` part masked.
+
+    The one place that decides how a URL is shown: force form labels, poller names,
+    update-mirrors reports and diagnostics all show what this returns.
+    """
+    return _USERINFO.sub(r"\g<scheme>\g<user>:***@", url)
+
+
+def _without_userinfo(url: str) -> str:
+    return _ANY_USERINFO.sub(r"\g<scheme>", url)
 
 
 def change_id(vcs: str, repository: str, branch: str, revision: str) -> str:
@@ -100,7 +137,7 @@ def change_id(vcs: str, repository: str, branch: str, revision: str) -> str:
 
 def codebase_name(url: str, branch: str) -> str:
     """A stable codebase per watched (repository, branch): the unit of revision pinning."""
-    tail = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "repo"
+    tail = _without_userinfo(url).rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "repo"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in tail)[:40]
     digest = hashlib.sha1(f"{url}\0{branch}".encode()).hexdigest()[:8]
     return f"{safe}-{digest}"

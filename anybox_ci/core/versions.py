@@ -1,8 +1,9 @@
 """Versions and version filters, as written in ``build-for`` and ``build-requires`` lines.
 
 The language is the ancestor's (``postgresql >= 13 < 16 OR == 9.6``, with ``-devel`` sorting
-below its release), plus ``!=``. Every malformed input raises ``ValueError`` with a one-line
-message naming the offending token, so that the loaders can turn it into a diagnostic as is.
+below its release, local suffixes such as ``8.4-special``, and ``postgresql not-used``), plus
+``!=``. Every malformed input raises ``ValueError`` with a one-line message naming the
+offending token, so that the loaders can turn it into a diagnostic as is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import total_ordering
 
-__all__ = ["Criterion", "Version", "VersionFilter", "parse_requirement"]
+__all__ = ["NOT_USED", "Criterion", "Version", "VersionFilter", "parse_requirement"]
+
+#: the filter of a ``build-for`` line whose capability the build does not use (the ancestor's
+#: ``postgresql not-used``): one builder, no version constraint, the version property says so
+NOT_USED = "not-used"
 
 # Pre-release spellings (PostgreSQL's ``17devel``/``17beta1``/``17rc1``, Python's ``3.13.0a1``)
 # mapped to a canonical phase; the rank orders phases below the release itself.
@@ -29,10 +34,13 @@ _PHASES: dict[str, str] = {
 }
 _PHASE_RANK: dict[str, int] = {"dev": 0, "a": 1, "b": 2, "rc": 3}
 _RELEASE_RANK = 4
+#: a local variant (``8.4-special``, a patched build) sorts right after its release
+_LOCAL_RANK = 5
 
 _VERSION_RE = re.compile(
     r"(?P<release>[0-9]+(?:\.[0-9]+)*)"
-    r"(?:[-._]?(?P<phase>devel|dev|alpha|beta|rc|a|b|c)(?P<number>[0-9]*))?",
+    r"(?:[-._]?(?P<phase>devel|dev|alpha|beta|rc|a|b|c)(?P<number>[0-9]*)"
+    r"|-(?P<local>[A-Za-z][A-Za-z0-9_]*))?",
     re.IGNORECASE | re.ASCII,
 )
 # Longer numbers are typos, and int() would fail on huge ones with an unfriendly message.
@@ -48,15 +56,20 @@ def _version_error(text: str) -> str:
 @total_ordering
 @dataclass(frozen=True, eq=False)
 class Version:
-    """A dotted numeric version with an optional pre-release suffix.
+    """A dotted numeric version with an optional pre-release or local suffix.
 
     Compared by value, not by spelling: ``13.0 == 13`` and ``17-devel < 17beta1 < 17rc1 < 17``.
-    ``str()`` keeps the spelling the user wrote, so messages and builder names match the input.
+    Any other suffix after a dash is a local variant, as the ancestor allowed
+    (``8.4-special``): equal only to the same variant, above its release and below the next
+    one. ``str()`` keeps the spelling the user wrote, so messages and builder names match the
+    input.
     """
 
     text: str
     release: tuple[int, ...] = field(init=False)
     pre: tuple[str, int] | None = field(init=False)
+    #: the local suffix, lower case (``special`` for ``8.4-special``), or ""
+    local: str = field(init=False)
 
     def __post_init__(self) -> None:
         text = self.text.strip()
@@ -76,6 +89,7 @@ class Version:
         object.__setattr__(self, "text", text)
         object.__setattr__(self, "release", release)
         object.__setattr__(self, "pre", pre)
+        object.__setattr__(self, "local", (match["local"] or "").lower())
 
     @classmethod
     def parse(cls, text: str) -> Version:
@@ -92,13 +106,15 @@ class Version:
         return self.pre is not None
 
     @property
-    def _key(self) -> tuple[tuple[int, ...], int, int]:
+    def _key(self) -> tuple[tuple[int, ...], int, int, str]:
         release = self.release
         while release and release[-1] == 0:
             release = release[:-1]
+        if self.local:
+            return release, _LOCAL_RANK, 0, self.local
         if self.pre is None:
-            return release, _RELEASE_RANK, 0
-        return release, _PHASE_RANK[self.pre[0]], self.pre[1]
+            return release, _RELEASE_RANK, 0, ""
+        return release, _PHASE_RANK[self.pre[0]], self.pre[1], ""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
@@ -187,12 +203,16 @@ class VersionFilter:
     """
 
     alternatives: tuple[tuple[Criterion, ...], ...] = ()
+    #: ``not-used``: the capability does not matter to the build (see :data:`NOT_USED`)
+    not_used: bool = False
 
     def __post_init__(self) -> None:
         alternatives = tuple(tuple(alt) for alt in self.alternatives)
         if any(not alt for alt in alternatives):
             # It could not be written back: "OR" needs a criterion on each side.
             raise ValueError("empty alternative in version filter")
+        if self.not_used and alternatives:
+            raise ValueError(f"{NOT_USED!r} cannot be combined with criteria")
         object.__setattr__(self, "alternatives", alternatives)
 
     @classmethod
@@ -203,6 +223,8 @@ class VersionFilter:
     @classmethod
     def _parse(cls, text: str, context: str) -> VersionFilter:
         # ``context`` is what error messages quote: the whole requirement line when known.
+        if text.strip() == NOT_USED:
+            return cls(not_used=True)
         tokens = [
             ("op", m["op"]) if m["op"] else ("word", m["word"]) for m in _TOKEN_RE.finditer(text)
         ]
@@ -225,6 +247,10 @@ class VersionFilter:
                 raise ValueError(
                     f"unexpected {value!r} in {context!r}: criteria separated by spaces "
                     "are already combined with AND"
+                )
+            if kind == "word" and value == NOT_USED:
+                raise ValueError(
+                    f"{NOT_USED!r} stands alone, as in 'postgresql {NOT_USED}', in {context!r}"
                 )
             if kind == "word":
                 current.append(Criterion("==", _parse_version_token(value, context)))
@@ -250,10 +276,12 @@ class VersionFilter:
     @property
     def is_any(self) -> bool:
         """True for the empty filter, which every version matches."""
-        return not self.alternatives
+        return not self.alternatives and not self.not_used
 
     def match(self, version: Version | str) -> bool:
-        """Whether ``version`` satisfies all criteria of at least one alternative."""
+        """Whether ``version`` satisfies all criteria of at least one alternative.
+
+        ``not-used`` constrains nothing: every version matches."""
         if isinstance(version, str):
             version = Version(version)
         if not self.alternatives:
@@ -261,13 +289,16 @@ class VersionFilter:
         return any(all(c.match(version) for c in alt) for alt in self.alternatives)
 
     def __str__(self) -> str:
+        if self.not_used:
+            return NOT_USED
         return " OR ".join(" ".join(str(c) for c in alt) for alt in self.alternatives)
 
     def __repr__(self) -> str:
         return f"VersionFilter.parse({str(self)!r})"
 
 
-_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9._-]*", re.ASCII)
+# ``+`` as in the ancestor's ``private-bzr+ssh-access`` example
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9._+-]*", re.ASCII)
 _FIRST_TOKEN_RE = re.compile(r"[^\s<>=!~^]*")
 
 
@@ -287,6 +318,6 @@ def parse_requirement(text: str) -> tuple[str, VersionFilter]:
     if not _NAME_RE.fullmatch(name):
         raise ValueError(
             f"invalid capability name {name!r} in {line!r}: it must start with a letter "
-            "and contain only letters, digits, '-', '_' and '.'"
+            "and contain only letters, digits, '-', '_', '+' and '.'"
         )
     return name, VersionFilter._parse(line[len(name) :], line)

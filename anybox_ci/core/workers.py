@@ -3,18 +3,26 @@
 Worker names follow Buildbot's own rules, checked here so that ``anybox-ci check``
 refuses what the master would. A password is a ``secret:NAME`` or, with a warning, a
 literal. Any key the schema does not know becomes a worker property.
+
+Secrets belong to whoever wrote the file that names them. ``workers.cfg`` is the admin's
+and may name any secret. A fragment in ``workers.d/`` is a worker owner's: it may name only
+its worker's own secrets, ``worker-NAME`` and ``worker-NAME.SUFFIX`` (worker names hold no
+dot, so no worker can claim another's), both as its ``password = secret:...`` and as a
+capability's secret option (``postgresql ... password=worker-NAME.pg15``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
 from . import schema
+from .capabilities import DEFAULT_CAPABILITIES
 from .diagnostics import Diagnostics, did_you_mean
 from .inifile import IniFile, Section, read_ini
+from .layout import WORKERS_FRAGMENTS
 from .lines import parse_offer
 from .model import Offer, Password, WorkerDef
 from .options import RawValue, canonical_names, raw_options, resolve
@@ -26,6 +34,34 @@ _WORKER_NAME_RE = re.compile("^[a-zA-Z\u00a0-\U0010ffff_-][a-zA-Z0-9\u00a0-\U001
 _RESERVED_WORKER_NAMES = ("debug", "change", "status")
 _MAX_WORKER_NAME = 50
 _WORKER_NAMES = canonical_names(schema.WORKER_OPTIONS)
+
+#: the prefix of every secret a worker owner's fragment may name
+WORKER_SECRET_PREFIX = "worker-"
+_SECRET_SUFFIX_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\Z")
+#: capability options whose value names a secret (those of the default registry)
+SECRET_OPTIONS: frozenset[str] = frozenset(
+    {"password"}
+    | {key for spec in DEFAULT_CAPABILITIES.values() for key in spec.secret_env.values()}
+)
+
+
+def is_fragment(path: str | Path) -> bool:
+    """A worker owner's file (``workers.d/*.cfg``), as opposed to the admin's own."""
+    return Path(path).parent.name == WORKERS_FRAGMENTS
+
+
+def fragment_secret_error(worker: str, secret: str) -> str:
+    """Why a fragment defining ``worker`` may not name ``secret``, or an empty string."""
+    own = WORKER_SECRET_PREFIX + worker
+    if secret == own:
+        return ""
+    suffix = secret[len(own) + 1 :] if secret.startswith(own + ".") else ""
+    if suffix and _SECRET_SUFFIX_RE.match(suffix) and ".." not in suffix:
+        return ""
+    return (
+        f"secret {secret[:100]!r} is not worker {worker!r}'s own: a workers.d fragment may "
+        f"only name {own!r} or '{own}.SUFFIX' (SUFFIX: letters, digits, '_', '-', '.')"
+    )
 
 
 def worker_name_error(name: str) -> str:
@@ -39,8 +75,13 @@ def worker_name_error(name: str) -> str:
     return ""
 
 
-def load_workers(paths: Sequence[Path], diags: Diagnostics) -> tuple[WorkerDef, ...]:
-    """Read workers files in order; a worker defined twice is an error at the second."""
+def load_workers(
+    paths: Sequence[Path], diags: Diagnostics, secret_options: Collection[str] = SECRET_OPTIONS
+) -> tuple[WorkerDef, ...]:
+    """Read workers files in order; a worker defined twice is an error at the second.
+
+    ``secret_options``: the capability options whose value names a secret (a registry
+    extended in master.cfg may add some), checked in fragments like the password."""
     seen: dict[str, tuple[str, int]] = {}
     workers: list[WorkerDef] = []
     for path in paths:
@@ -59,7 +100,7 @@ def load_workers(paths: Sequence[Path], diags: Diagnostics) -> tuple[WorkerDef, 
                 )
                 continue
             seen[name] = (ini.path, section.line)
-            worker = _make_worker(section, ini, diags)
+            worker = _make_worker(section, ini, diags, frozenset(secret_options))
             if worker is not None:
                 workers.append(worker)
     return tuple(workers)
@@ -85,6 +126,9 @@ def _password(
                 "missing secret name after 'secret:'",
             )
             return None
+        if is_fragment(section.path) and (why := fragment_secret_error(section.name, secret)):
+            diags.error(written.path, written.line, section.name, option, why)
+            return None
         return Password(secret=secret)
     diags.warning(
         written.path,
@@ -96,7 +140,9 @@ def _password(
     return Password(literal=text)
 
 
-def _make_worker(section: Section, ini: IniFile, diags: Diagnostics) -> WorkerDef | None:
+def _make_worker(
+    section: Section, ini: IniFile, diags: Diagnostics, secret_options: frozenset[str]
+) -> WorkerDef | None:
     name, path = section.name, ini.path
     why = worker_name_error(name)
     if why:
@@ -121,7 +167,12 @@ def _make_worker(section: Section, ini: IniFile, diags: Diagnostics) -> WorkerDe
     cap_raw = raw.get(schema.CAPABILITY.name)
     for line in values.get(schema.CAPABILITY):
         try:
-            offers.append(parse_offer(line))
+            offer = parse_offer(line)
+            if is_fragment(section.path):
+                for key in sorted(secret_options & offer.options.keys()):
+                    if why := fragment_secret_error(name, offer.options[key]):
+                        raise ValueError(f"{key}=: {why}")
+            offers.append(offer)
         except ValueError as exc:
             assert cap_raw is not None
             diags.error(

@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildbot.plugins import changes, schedulers, util
+from buildbot.schedulers.forcesched import ValidationError
+from twisted.python import log
 
 from ..core import schema
 from ..core.model import Buildout, Watch
-from ..core.vcs import codebase_name
+from ..core.vcs import (
+    check_branch,
+    check_ref,
+    check_url,
+    check_vcs_branch,
+    codebase_name,
+    redact_url,
+)
 
 
 @dataclass(frozen=True)
@@ -86,40 +95,123 @@ def buildout_schedulers(buildout: Buildout, builder_names: list[str]) -> list[An
     return result
 
 
+class CheckedParameter(util.StringParameter):
+    """A force-form text field whose value must pass one of the ``core.vcs`` rules.
+
+    ``rule`` returns why a value is refused, or None; an empty value means "the default"
+    and is always accepted. A refused value is a ``ValidationError``: the force request
+    fails before any build exists, so it never reaches a command."""
+
+    def __init__(self, name: str, rule: Any, **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.rule = rule
+
+    def parse_from_arg(self, s: Any) -> Any:
+        value = super().parse_from_arg(s)
+        if value and not isinstance(value, str):
+            raise ValidationError(f"{self.label}: expected text")
+        if value and (why := self.rule(value)):
+            raise ValidationError(f"{self.label}: {str(value)[:100]!r} refused: {why}")
+        return value
+
+
+class HiddenFixedParameter(util.FixedParameter):
+    """A fixed field that shows ``shown`` (say, a URL with its password masked) in the
+    force form and the REST API, but gives the build ``value``."""
+
+    def __init__(self, name: str, value: str, shown: str, **kwargs: Any):
+        super().__init__(name=name, default=shown, **kwargs)
+        self.value = value
+
+    def parse_from_args(self, l: Any) -> Any:  # noqa: E741 - Buildbot's signature
+        return self.value
+
+
+def _vcs_rule(vcs: str, check: Any) -> Any:
+    return lambda value: check(vcs, value)
+
+
 def force_scheduler(builder_names: list[str], watches: Sequence[Watch]) -> Any:
-    """One ForceScheduler over every builder; each watched line's branch and revision."""
+    """One ForceScheduler over every builder; each watched line's branch and revision.
+
+    Branch, revision and tag fields follow the rules of ``core.vcs`` (a forced branch
+    ``--upload-pack=CMD`` is refused, never handed to git); the repository is fixed and
+    shown with its password masked."""
     params = [
         util.CodebaseParameter(
             codebase=watch_codebase(w),
-            label=f"{w.url} {w.branch}".strip(),
-            branch=util.StringParameter(name="branch", default=w.branch),
-            revision=util.StringParameter(name="revision", default=""),
-            repository=util.FixedParameter(name="repository", default=w.url),
+            label=redact_url(f"{w.url} {w.branch}".strip()),
+            branch=CheckedParameter(
+                name="branch", rule=_vcs_rule(w.vcs, check_vcs_branch), default=w.branch
+            ),
+            revision=CheckedParameter(
+                name="revision", rule=_vcs_rule(w.vcs, check_ref), default=""
+            ),
+            repository=HiddenFixedParameter(
+                name="repository", value=w.url, shown=redact_url(w.url)
+            ),
             project=util.FixedParameter(name="project", default=""),
         )
         for w in watches
     ]
+    if not params:
+        # no watched repository: nothing a person may choose about sources
+        params = [
+            util.CodebaseParameter(
+                codebase="",
+                branch=util.FixedParameter(name="branch", default=""),
+                revision=util.FixedParameter(name="revision", default=""),
+                repository=util.FixedParameter(name="repository", default=""),
+                project=util.FixedParameter(name="project", default=""),
+            )
+        ]
     return schedulers.ForceScheduler(
         name="force",
         builderNames=builder_names,
-        codebases=params or [""],
+        codebases=params,
         properties=[
-            util.StringParameter(name="buildout-tag", label="Tag (gittag/hgtag)", default="")
+            CheckedParameter(
+                name="buildout-tag", rule=check_branch, label="Tag (gittag/hgtag)", default=""
+            )
         ],
     )
 
 
+def pollable(watch: Watch) -> str | None:
+    """Why a poller must not be made for ``watch``, or None (defence in depth: the loaders
+    already refuse such watches, but a poller runs on the master)."""
+    if why := check_url(watch.url):
+        return f"invalid URL: {why}"
+    if why := check_vcs_branch(watch.vcs, watch.branch):
+        return f"invalid branch name: {why}"
+    return None
+
+
 def pollers(watches: Sequence[Watch], interval: int, hgbin: str = "hg") -> list[Any]:
-    """One poller per watched git/hg repository, polling all its watched branches."""
+    """One poller per watched git/hg repository, polling all its watched branches.
+
+    A watch whose URL or branch fails the ``core.vcs`` rules gets no poller (and a line in
+    the master's log); a URL with a password is shown masked in the poller's name."""
     branches: dict[tuple[str, str], list[str]] = {}
     for w in watches:
         if w.vcs in ("git", "hg") and w.branch:
+            if why := pollable(w):
+                log.msg(f"anybox-ci: warning: no poller for {redact_url(w.url)[:100]!r}: {why}")
+                continue
             branches.setdefault((w.vcs, w.url), []).append(w.branch)
     result: list[Any] = []
     for (vcs, url), names in sorted(branches.items()):
-        poller, extra = (
-            (changes.GitPoller, {}) if vcs == "git" else (changes.HgPoller, {"hgbin": hgbin})
-        )
+        shown = redact_url(url)
+        extra: dict[str, Any] = {}
+        if vcs == "git":
+            poller: Any = changes.GitPoller
+            if shown != url:
+                extra["name"] = shown
+        else:
+            poller = changes.HgPoller
+            extra["hgbin"] = hgbin
+            if shown != url:
+                extra["name"] = "_".join([shown, *sorted(set(names))])
         result.append(
             poller(
                 repourl=url,

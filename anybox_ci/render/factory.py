@@ -19,13 +19,22 @@ from typing import Any
 from buildbot.plugins import steps, util
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.factory import BuildFactory
+from buildbot.process.results import FAILURE
+from twisted.internet import defer
 
 from ..core import schema
 from ..core.model import Buildout, BuildoutSource
-from ..core.vcs import codebase_name
-from .buildsteps import BUILDOUT_CACHE_LOCK, CellEnv, UtilStep
+from ..core.vcs import check_ref, check_vcs_branch, codebase_name, redact_url, url_error
+from .buildsteps import (
+    BUILDOUT_CACHE_LOCK,
+    PGPASS_FILE,
+    WORKER_SECRET_ENV,
+    CellEnv,
+    PgPassFile,
+    UtilStep,
+)
 from .steps_db import cleanup_steps
-from .stepset_registry import TESTING_DB, StepContext, StepSets, util_argv
+from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSets, util_argv
 from .utils_bundle import BUNDLE_NAME
 
 CHECKOUT = "build"
@@ -60,6 +69,47 @@ def _standalone_files(path: Path, mtime_ns: int, size: int) -> tuple[Path, ...]:
     return tuple(seen)
 
 
+#: the environment of Buildbot's own source steps: none of the worker's secrets
+SOURCE_ENV: dict[str, Any] = {var: None for var in WORKER_SECRET_ENV}
+
+
+def ref_problem(vcs: str, branch: Any, revision: Any) -> str | None:
+    """Why a source step must not hand this branch or revision to ``vcs``, or None.
+
+    They come from the build's sourcestamp: a change (checked by the change hook) or the
+    force form (checked by its fields); this is the last check before a command."""
+    if branch and branch != "HEAD" and (why := check_vcs_branch(vcs, str(branch))):
+        return f"branch {str(branch)[:100]!r} refused: {why}"
+    if revision and (why := check_ref(vcs, str(revision))):
+        return f"revision {str(revision)[:100]!r} refused: {why}"
+    return None
+
+
+class _CheckedRefs:
+    """Mixin of a Buildbot source step: refuse an unsafe branch or revision before any
+    command runs, so a forced ``--upload-pack=CMD`` never reaches git."""
+
+    vcs = "git"
+
+    @defer.inlineCallbacks
+    def run_vc(self, branch: Any, revision: Any, patch: Any) -> Any:
+        why = ref_problem(self.vcs, branch, revision)
+        if why:
+            yield self.addCompleteLog("refused", why + "\n")  # type: ignore[attr-defined]
+            self.descriptionDone = ["refused: unsafe branch or revision"]
+            return FAILURE
+        result = yield super().run_vc(branch, revision, patch)  # type: ignore[misc]
+        return result
+
+
+class CheckedGit(_CheckedRefs, steps.Git):
+    vcs = "git"
+
+
+class CheckedMercurial(_CheckedRefs, steps.Mercurial):
+    vcs = "hg"
+
+
 def _fetch_steps(
     buildout: Buildout, ctx_util: Any, fetch_url: Callable[[str], str]
 ) -> tuple[list[BuildStep], str]:
@@ -69,6 +119,8 @@ def _fetch_steps(
     codebase, and so the changes that trigger builds, keep the manifest's URL."""
     src: BuildoutSource = buildout.source
     url = fetch_url(src.url)
+    if src.url and (why := url_error(url)):
+        raise ValueError(f"fetch URL {redact_url(url)[:100]!r} (after URL rewrites): {why}")
     workdir = posixpath.join(CHECKOUT, src.subdir) if src.subdir else CHECKOUT
     if src.type == "standalone":
         assert src.path is not None
@@ -92,8 +144,9 @@ def _fetch_steps(
     if src.type in ("git", "gittag"):
         branch = src.branch if src.type == "git" else util.Property("buildout-tag")
         return [
-            steps.Git(
+            CheckedGit(
                 name="fetch_buildout",
+                env=SOURCE_ENV,
                 repourl=url,
                 branch=branch,
                 codebase=codebase,
@@ -105,8 +158,9 @@ def _fetch_steps(
         ], workdir
     if src.type == "hg":
         return [
-            steps.Mercurial(
+            CheckedMercurial(
                 name="fetch_buildout",
+                env=SOURCE_ENV,
                 repourl=url,
                 defaultBranch=src.branch,
                 branchType="inrepo",
@@ -140,7 +194,15 @@ def _fetch_steps(
         )
     else:  # archive
         argv = ctx_util("fetch", "archive", "--url", util.Interpolate(src.url), "--dest", CHECKOUT)
-    return [UtilStep(name="fetch_buildout", command=argv, workdir=".", haltOnFailure=True)], workdir
+    fetch = UtilStep(
+        name="fetch_buildout",
+        command=argv,
+        workdir=".",
+        env=SOURCE_ENV,
+        exports=("got_revision",),
+        haltOnFailure=True,
+    )
+    return [fetch], workdir
 
 
 def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
@@ -188,6 +250,7 @@ def make_factory(
     for name in buildout.get(schema.POST_DL_STEPS):
         factory.addSteps(step_sets.get(schema.POST_DL_STEPS, name)(ctx))
     factory.addSteps(_property_steps(env))
+    factory.addStep(_pgpass_step(env))
     factory.addStep(
         _bootstrap(
             env,
@@ -200,6 +263,9 @@ def make_factory(
         ctx.shell(
             "buildout",
             BuildoutCommand(argv, pins) if pins else argv,
+            env=EnvWith(
+                env, (("PIP_EXISTS_ACTION", buildout.get(schema.BUILDOUT_PIP_EXISTS_ACTION)),)
+            ),
             timeout=buildout.get(schema.BUILDOUT_TIMEOUT),
             locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
         )
@@ -240,6 +306,7 @@ def make_factory(
         for name in buildout.get(kind):
             factory.addSteps(step_sets.get(kind, name)(ctx))
     factory.addSteps(cleanup_steps(ctx))
+    factory.addStep(_pgpass_removal(env))
     return factory
 
 
@@ -275,6 +342,48 @@ def _property_steps(env: CellEnv) -> list[BuildStep]:
     ]
 
 
+class _HasPgPass:
+    """``doStepIf``: the cell has a PostgreSQL password (so a password file)."""
+
+    def __init__(self, env: CellEnv):
+        self.env = env
+
+    def __call__(self, step: BuildStep) -> bool:
+        return bool(self.env.pgpass_offers(step.build))
+
+
+@lru_cache(maxsize=64)
+def _pgpass_step(env: CellEnv) -> BuildStep:
+    """The cell's PostgreSQL passwords, in a file only the worker's user can read."""
+    return steps.StringDownload(
+        PgPassFile(env),
+        workerdest=PGPASS_FILE,
+        workdir=".",
+        mode=0o600,
+        name="pgpass",
+        doStepIf=_HasPgPass(env),
+        hideStepIf=True,
+        haltOnFailure=True,
+    )
+
+
+@lru_cache(maxsize=64)
+def _pgpass_removal(env: CellEnv) -> BuildStep:
+    return UtilStep(
+        name="remove_pgpass",
+        command=["rm", "-f", "--", PGPASS_FILE],
+        workdir=".",
+        env=SOURCE_ENV,
+        exports=(),
+        doStepIf=_HasPgPass(env),
+        hideStepIf=True,
+        alwaysRun=True,
+        haltOnFailure=False,
+        flunkOnFailure=False,
+        warnOnFailure=True,
+    )
+
+
 @lru_cache(maxsize=1024)
 def _bootstrap(env: CellEnv, python: str, spec: str, timeout: int) -> BuildStep:
     return UtilStep(
@@ -290,6 +399,7 @@ def _bootstrap(env: CellEnv, python: str, spec: str, timeout: int) -> BuildStep:
         ),
         workdir=".",
         env=env,
+        exports=("buildout_bin",),
         haltOnFailure=True,
         timeout=timeout,
     )

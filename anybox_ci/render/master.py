@@ -35,6 +35,7 @@ from .buildsteps import (
 from .changes import CodebaseGenerator, buildout_schedulers, force_scheduler, pollers
 from .factory import make_factory
 from .reporters import status_reporters
+from .secrets import WorkerPassword
 from .stepset_registry import StepSets
 from .utils_bundle import BUNDLE_NAME, write_bundle
 
@@ -125,6 +126,10 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
             )
         if not site.hook_mode or buildout.get(schema.POLL):
             polled += [w for w in buildout.all_watches if w not in polled]
+    # sections without a buildout: their watch lines are a change source only
+    for section in config.watch_sections:
+        if not site.hook_mode or section.poll:
+            polled += [w for w in section.watches if w not in polled]
     if problems:
         raise RenderError(problems)
     generated: dict[str, Any] = {
@@ -164,7 +169,9 @@ def _builder(
 
 def _worker(worker: WorkerDef) -> Any:
     password: Any = (
-        util.Secret(worker.password.secret) if worker.password.secret else worker.password.literal
+        WorkerPassword(worker.name, worker.password.secret)
+        if worker.password.secret
+        else worker.password.literal
     )
     properties: dict[str, Any] = dict(worker.properties)
     properties[WORKER_CAPS_PROP] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import SUCCESS, WARNINGS
@@ -38,6 +39,24 @@ def restore(ctx: StepContext) -> list[BuildStep]:
         ctx.shell(
             "restore_db", ctx.util_argv("pgdb", "restore", "--name", TESTING_DB, "--", *command)
         )
+    ]
+
+
+#: how the ancestor's manifests said "no option" for ``pg_remote_copy.db_option``
+_NO_DB_OPTION = ("", "None")
+
+
+def pg_remote_copy(ctx: StepContext) -> list[BuildStep]:
+    """Drop the test database, then create it as a copy with ``pg_remote_copy.executable``."""
+    command: list[Any] = [ctx.get(schema.PG_REMOTE_COPY_EXECUTABLE)]
+    option = ctx.get(schema.PG_REMOTE_COPY_DB_OPTION)
+    if option not in _NO_DB_OPTION:
+        command.append(option)
+    command += [TESTING_DB, *(ctx.get(schema.PG_REMOTE_COPY_ARGUMENTS) or ())]
+    timeout = ctx.get(schema.PG_REMOTE_COPY_TIMEOUT) or ctx.get(schema.TEST_TIMEOUT)
+    return [
+        ctx.shell("drop_db", util_argv("pgdb", "drop", "--name", TESTING_DB), workdir="."),
+        ctx.shell("pg_remote_copy", command, workdir=".", timeout=timeout),
     ]
 
 
@@ -78,4 +97,5 @@ def _drop_db(env: CellEnv, policy: str, timeout: int) -> BuildStep:
 STEP_SETS: tuple[tuple[catalogue.StepSetSpec, StepSet], ...] = (
     (catalogue.SIMPLE_CREATE, simple_create),
     (catalogue.RESTORE, restore),
+    (catalogue.PG_REMOTE_COPY, pg_remote_copy),
 )

@@ -1,22 +1,126 @@
 """Generic step sets: commands, test runners, static analysis, docs, functional tests,
-release tarballs. They suit any buildout, Odoo or not."""
+release tarballs. They suit any buildout, Odoo or not.
+
+Uploads write on the master, so where they write is never left to build output: the
+tarball's name is made of the buildout's name (or ``packaging.prefix``) and a version that
+must be a plain token (otherwise ``build<N>``), and every upload step checks, once its
+destination is rendered, that the resolved path is inside the folder the manifest named.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import posixpath
+import re
+from typing import Any
 
+from buildbot.interfaces import IRenderable
 from buildbot.plugins import steps, util
 from buildbot.process.buildstep import BuildStep
+from buildbot.process.results import FAILURE
+from twisted.internet import defer
+from zope.interface import implementer
 
 from ..core import schema
 from ..core import stepset_catalogue as catalogue
 from ..core.kinds import Argv
+from ..core.vcs import codebase_name
 from .buildsteps import BUILDOUT_CACHE_LOCK
 from .stepset_registry import StepContext, StepSet
 
 #: where nose writes its HTML coverage report when ``nose.upload-path`` is set
 NOSE_HTML = "nose-cover"
+
+
+#: a tarball's version: a revision id, a tag, a version number; never a path
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
+#: a tarball's prefix, from the manifest
+PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
+
+
+def safe_version(value: Any) -> str | None:
+    """``value`` when it can be part of a file name, else None."""
+    text = value if isinstance(value, str) else ""
+    return text if VERSION_RE.match(text) and ".." not in text else None
+
+
+def outside(root: str, dest: str, allow_root: bool = False) -> str | None:
+    """Why ``dest`` is not inside ``root`` once both are resolved on the master, or None.
+
+    Relative paths are the master's basedir's (its working directory), as for Buildbot's
+    own upload steps; symbolic links are followed."""
+    real_root = os.path.realpath(os.path.expanduser(root))
+    real_dest = os.path.realpath(os.path.expanduser(dest))
+    if real_dest == real_root and allow_root:
+        return None
+    if real_dest.startswith(real_root.rstrip(os.sep) + os.sep):
+        return None
+    return f"destination {dest[:200]!r} is outside the upload folder {root!r}"
+
+
+def static_root(template: str) -> str:
+    """The folder of an upload template that no property can change: what is before the
+    first ``%(``, cut at a ``/`` (the template itself when it has no property)."""
+    head, sep, _ = template.partition("%(")
+    if not sep:
+        return template
+    return head.rsplit("/", 1)[0] if "/" in head else "."
+
+
+class _Confined:
+    """Mixin of a Buildbot upload step: refuse a rendered destination outside ``root``."""
+
+    allow_root = False
+
+    def __init__(self, root: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.root = root
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        why = outside(self.root, str(self.masterdest), self.allow_root)  # type: ignore[attr-defined]
+        if why:
+            yield self.addCompleteLog("refused", why + "\n")  # type: ignore[attr-defined]
+            self.descriptionDone = ["upload refused: destination outside its folder"]
+            return FAILURE
+        result = yield super().run()  # type: ignore[misc]
+        return result
+
+
+class ConfinedFileUpload(_Confined, steps.FileUpload):
+    """``FileUpload`` that writes only inside ``root``."""
+
+
+class ConfinedDirectoryUpload(_Confined, steps.DirectoryUpload):
+    """``DirectoryUpload`` that writes only inside ``root`` (or into ``root`` itself)."""
+
+    allow_root = True
+
+
+@implementer(IRenderable)
+class ArchiveName:
+    """``PREFIX-VERSION.tar.gz``: VERSION is the buildout's ``got_revision`` when that is a
+    plain token (see :data:`VERSION_RE`), else ``build<N>``."""
+
+    def __init__(self, prefix: str, codebase: str):
+        self.prefix = prefix
+        self.codebase = codebase
+
+    def getRenderingFor(self, props: Any) -> str:
+        got = props.getProperty("got_revision")
+        if isinstance(got, dict):
+            got = got.get(self.codebase)
+        version = safe_version(got)
+        if version is None:
+            number = props.getProperty("buildnumber")
+            version = f"build{number if isinstance(number, int) else 0}"
+        return f"{self.prefix}-{version}.tar.gz"
+
+
+def _literal(path: str) -> str:
+    """A manifest path inside an Interpolate template, never read as a property."""
+    return path.replace("%", "%%")
 
 
 def _each(ctx: StepContext, name: str, commands: tuple[Argv, ...]) -> list[BuildStep]:
@@ -60,7 +164,8 @@ def nose(ctx: StepContext) -> list[BuildStep]:
     result = [ctx.shell("nose", command)]
     if upload:
         result.append(
-            steps.DirectoryUpload(
+            ConfinedDirectoryUpload(
+                root=static_root(upload),
                 name="upload_nose_coverage",
                 workersrc=NOSE_HTML,
                 masterdest=util.Interpolate(upload),
@@ -113,13 +218,13 @@ def doc(ctx: StepContext) -> list[BuildStep]:
     if upload_dir:
         version = ctx.get(schema.DOC_VERSION)
         base_url = ctx.get(schema.DOC_BASE_URL)
+        folder = _literal(_joined(ctx.get(schema.DOC_UPLOAD_ROOT), upload_dir))
         result.append(
-            steps.DirectoryUpload(
+            ConfinedDirectoryUpload(
+                root=_joined(ctx.get(schema.DOC_UPLOAD_ROOT), upload_dir),
                 name="upload_doc",
                 workersrc=builddir,
-                masterdest=util.Interpolate(
-                    _joined(ctx.get(schema.DOC_UPLOAD_ROOT), upload_dir, version)
-                ),
+                masterdest=util.Interpolate(_joined(folder, version)),
                 url=util.Interpolate(_joined(base_url, version)) if base_url else None,
                 workdir=ctx.workdir,
             )
@@ -129,10 +234,23 @@ def doc(ctx: StepContext) -> list[BuildStep]:
 
 def functional(ctx: StepContext) -> list[BuildStep]:
     """Start ``functional.server-command`` on a reserved port, run ``functional.commands``."""
-    server = ctx.get(schema.FUNCTIONAL_SERVER_COMMAND) or ()
+    server = ctx.get(schema.FUNCTIONAL_SERVER_COMMAND) or (
+        *(ctx.get(schema.START_COMMAND) or (f"bin/start_{ctx.part}",)),
+        "--http-port={port}",
+    )
     commands = ctx.get(schema.FUNCTIONAL_COMMANDS)
     wait_url = ctx.get(schema.FUNCTIONAL_WAIT_URL)
     result = []
+    parts = ctx.get(schema.FUNCTIONAL_PARTS)
+    if parts:
+        result.append(
+            ctx.shell(
+                "install_functional_parts",
+                [*ctx.buildout_argv, "install", *parts],
+                timeout=ctx.get(schema.BUILDOUT_TIMEOUT),
+                locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
+            )
+        )
     for i, cmd in enumerate(commands, start=1):
         argv = ctx.util_argv(
             "functional",
@@ -151,7 +269,14 @@ def functional(ctx: StepContext) -> list[BuildStep]:
 def packaging(ctx: StepContext) -> list[BuildStep]:
     """Make a tarball of the built buildout and upload it to ``packaging.upload-dir``."""
     prefix = ctx.get(schema.PACKAGING_PREFIX) or ctx.buildout.name
-    archive = util.Interpolate(f"{prefix}-%(prop:got_revision:-build%(prop:buildnumber)s)s.tar.gz")
+    if not PREFIX_RE.match(prefix) or ".." in prefix:
+        raise ValueError(
+            f"packaging.prefix {prefix[:100]!r}: expected a file name "
+            "(letters, digits, '.', '_', '+', '-')"
+        )
+    source = ctx.buildout.source
+    codebase = codebase_name(source.url, source.branch) if source.branch else ""
+    archive = ArchiveName(prefix, codebase)
     result: list[BuildStep] = [
         ctx.shell(
             "packaging",
@@ -160,13 +285,15 @@ def packaging(ctx: StepContext) -> list[BuildStep]:
     ]
     upload_dir = ctx.get(schema.PACKAGING_UPLOAD_DIR)
     if upload_dir:
+        upload_dir = posixpath.join(ctx.get(schema.PACKAGING_ROOT_DIR) or "", upload_dir)
         base_url = ctx.get(schema.PACKAGING_BASE_URL)
         result.append(
-            steps.FileUpload(
+            ConfinedFileUpload(
+                root=upload_dir,
                 name="upload_package",
                 workersrc=f"../{prefix}.tar.gz",
-                masterdest=util.Interpolate(upload_dir + "/%(kw:a)s", a=archive),
-                url=util.Interpolate(base_url.rstrip("/") + "/%(kw:a)s", a=archive)
+                masterdest=util.Interpolate(_literal(upload_dir) + "/%(kw:a)s", a=archive),
+                url=util.Interpolate(_literal(base_url.rstrip("/")) + "/%(kw:a)s", a=archive)
                 if base_url
                 else None,
                 workdir=ctx.workdir,
@@ -185,3 +312,11 @@ STEP_SETS: tuple[tuple[catalogue.StepSetSpec, StepSet], ...] = (
     (catalogue.FUNCTIONAL, functional),
     (catalogue.PACKAGING, packaging),
 )
+
+
+def release_preparation(ctx: StepContext) -> list[BuildStep]:
+    """Nothing: the ancestor's ``post-dl-steps = packaging`` (see the catalogue's reason)."""
+    return []
+
+
+STEP_SETS += ((catalogue.RELEASE_PACKAGING, release_preparation),)

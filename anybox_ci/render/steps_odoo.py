@@ -73,6 +73,34 @@ def update_modules(ctx: StepContext) -> list[BuildStep]:
     return _odoo_run(ctx, "update_modules", "update.log", command, UPGRADE_LOG)
 
 
+#: modules the ancestor left out of ``--all-modules`` (they need services a build lacks)
+_ALL_MODULES_EXCLUDED = ("auth_ldap", "document_ftp")
+
+
+def openerp_command_tests(ctx: StepContext) -> list[BuildStep]:
+    """Install ``odoo-addons`` with their tests through ``bin/<part>_command initialize``."""
+    command: list[Any] = [
+        f"bin/{ctx.part}_command",
+        "initialize",
+        "--no-create",
+        "--tests",
+        "--database",
+        TESTING_DB,
+    ]
+    addons = ctx.get(schema.ODOO_ADDONS)
+    if addons == ("all",):
+        command.append("--all-modules")
+        for module in _ALL_MODULES_EXCLUDED:
+            command += ["--exclude", module]
+    else:
+        for module in addons:
+            command += ["--module", module]
+    if ctx.get(schema.ODOO_USE_PORT):
+        # a free port reserved for the whole run (build_utils/ports.py)
+        command = ctx.util_argv("ports", "--", *command, "--port={port}")
+    return [ctx.shell("openerp_command_tests", command)]
+
+
 def autocommit(ctx: StepContext) -> list[BuildStep]:
     """Run the recipe's autocommit script, which commits and pushes what the build froze."""
     script = ctx.get(schema.AUTOCOMMIT_SCRIPT) or f"bin/autocommit_{ctx.part}"
@@ -84,5 +112,6 @@ STEP_SETS: tuple[tuple[catalogue.StepSetSpec, StepSet], ...] = (
     (catalogue.INSTALL_MODULES_TEST, install_modules_test),
     (catalogue.INSTALL_MODULES, install_modules),
     (catalogue.UPDATE_MODULES, update_modules),
+    (catalogue.OPENERP_COMMAND_TESTS, openerp_command_tests),
     (catalogue.AUTOCOMMIT, autocommit),
 )

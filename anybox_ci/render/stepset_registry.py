@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from buildbot.interfaces import IRenderable
 from buildbot.plugins import util
 from buildbot.process.buildstep import BuildStep
+from twisted.internet import defer
+from zope.interface import implementer
 
 from ..core import schema
 from ..core.model import Buildout
@@ -28,6 +31,22 @@ T = TypeVar("T")
 TESTING_DB = util.Property("testing_db")
 UTILS_PYTHON = util.Property("anybox_utils_python", default="python3")
 UTILS_BUNDLE = util.Interpolate("%(prop:builddir)s/" + BUNDLE_NAME)
+
+
+@implementer(IRenderable)
+@dataclass(frozen=True)
+class EnvWith:
+    """A step's environment: ``base`` (a cell's :class:`CellEnv`) plus fixed variables."""
+
+    base: Any
+    variables: tuple[tuple[str, str], ...]
+
+    @defer.inlineCallbacks
+    def getRenderingFor(self, props: Any) -> Any:
+        env = yield props.render(self.base)
+        result = dict(env or {})
+        result.update(self.variables)
+        return result
 
 
 def util_argv(script: str, *args: Any) -> list[Any]:
@@ -64,6 +83,8 @@ class StepContext:
         kwargs.setdefault("env", self.env)
         kwargs.setdefault("haltOnFailure", True)
         kwargs.setdefault("timeout", self.get(schema.TEST_TIMEOUT))
+        # a manifest's commands print what they like: none of it becomes a property
+        kwargs.setdefault("exports", ())
         return UtilStep(name=name, command=command, **kwargs)
 
 

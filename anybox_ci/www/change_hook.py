@@ -18,6 +18,7 @@ Enable it with ``c['www']['change_hook_dialects'] = {'anybox': {}}`` once the pa
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Generator, Iterable, Mapping
 from types import MappingProxyType
@@ -28,8 +29,30 @@ from buildbot.www.hooks.base import BaseHookHandler
 from twisted.internet import defer
 from twisted.python import log
 
-from anybox_ci.changes.protocol import CHANGE_ID_PROPERTY, VCS_PROPERTY, shown
-from anybox_ci.core.vcs import VCS_NAMES, change_id, check_revision, check_vcs_branch
+from anybox_ci.changes.protocol import (
+    CHANGE_ID_PROPERTY,
+    CONTROL,
+    MAX_AUTHOR,
+    MAX_COMMENTS,
+    MAX_FILE_PATH,
+    MAX_FILES,
+    MAX_FILES_JSON,
+    MAX_PROPERTIES_JSON,
+    MAX_REPOSITORY,
+    MAX_SHORT_FIELD,
+    MAX_WHEN,
+    VCS_PROPERTY,
+    shown,
+)
+from anybox_ci.core.vcs import (
+    MAX_BRANCH,
+    VCS_NAMES,
+    change_id,
+    check_revision,
+    check_vcs_branch,
+    codebase_name,
+)
+from anybox_ci.www.limits import install_request_limits
 
 DEFAULT_DEDUPE_WINDOW = 10_000  # a replay is looked for among this many latest changes
 _PROPERTY_PREFIX = "anybox_ci_"
@@ -57,6 +80,117 @@ class KnownRepositories:
 KNOWN_REPOSITORIES = KnownRepositories()
 
 
+_TEXT_FIELDS = {
+    # field: (largest size in characters, whether it is one line); the repository, branch and
+    # revision have rules of their own, with messages of their own (see validate)
+    "repository": (MAX_REPOSITORY, False),
+    "branch": (MAX_BRANCH, False),
+    "revision": (MAX_SHORT_FIELD, False),
+    "author": (MAX_AUTHOR, True),
+    "comments": (MAX_COMMENTS, False),
+    "project": (MAX_SHORT_FIELD, True),
+    "codebase": (MAX_SHORT_FIELD, True),
+    "when_timestamp": (MAX_SHORT_FIELD, True),
+    "files": (MAX_FILES_JSON, True),
+    "properties": (MAX_PROPERTIES_JSON, True),
+}
+FIELDS = tuple(_TEXT_FIELDS)
+
+
+def _text(name: str, values: Any) -> str:
+    """One form field as text: given once, valid UTF-8, within its size, no stray control."""
+    if not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], bytes):
+        raise ValueError(f"field {name} must be given once")
+    limit, one_line = _TEXT_FIELDS[name]
+    raw: bytes = values[0]
+    if len(raw) > 4 * limit:  # no character takes more than 4 bytes in UTF-8
+        raise ValueError(f"field {name} is longer than {limit} characters")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"field {name} is not valid UTF-8") from None
+    if len(text) > limit:
+        raise ValueError(f"field {name} is longer than {limit} characters")
+    if "\x00" in text or (one_line and CONTROL.search(text)):
+        raise ValueError(f"field {name} contains a control character")
+    return text
+
+
+def _json(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"malformed change: {name} is nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"malformed change: {name}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _when(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        when = float(text)
+    except ValueError:
+        raise ValueError(
+            f"malformed change: when_timestamp {shown(text)} is not a number"
+        ) from None
+    if not (math.isfinite(when) and 0 <= when <= MAX_WHEN):
+        raise ValueError(f"when_timestamp {shown(text)} is out of range (0 to {MAX_WHEN})")
+    return when
+
+
+def read_form(args: Mapping[bytes, Any]) -> dict[str, Any]:
+    """The change dict Buildbot adds, from the posted form; ValueError with a one-line reason.
+
+    Only the fields :func:`anybox_ci.changes.protocol.change_form` sends are read, each once,
+    as UTF-8 within its size limit; ``files`` and ``properties`` are JSON. Anything else (an
+    unknown field, a time that is not a finite number the master can store, a file path with
+    a control character) is refused, never passed on.
+    """
+    names: dict[str, Any] = {}
+    unknown = []
+    for key, values in args.items():
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        if name in _TEXT_FIELDS:
+            names[name] = values
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ValueError(f"unexpected fields {shown(sorted(unknown))}")
+    text = {name: _text(name, values) for name, values in names.items()}
+    for required in ("repository", "revision", "author", "properties"):
+        if not text.get(required):
+            raise ValueError(f"missing {required}")
+    files = _json("files", text["files"]) if text.get("files") else []
+    if (
+        not isinstance(files, list)
+        or len(files) > MAX_FILES
+        or not all(isinstance(f, str) and f for f in files)
+    ):
+        raise ValueError(f"files must be a JSON list of at most {MAX_FILES} paths")
+    for path in files:
+        if len(path) > MAX_FILE_PATH or CONTROL.search(path):
+            raise ValueError(
+                f"file path {shown(path)} is longer than {MAX_FILE_PATH} characters "
+                "or contains a control character"
+            )
+    return {
+        "author": text["author"],
+        "committer": None,
+        "files": files,
+        "comments": text.get("comments", ""),
+        "revision": text["revision"],
+        "when_timestamp": _when(text.get("when_timestamp", "")),
+        "branch": text.get("branch", ""),
+        "category": None,
+        "revlink": "",
+        "properties": _json("properties", text["properties"]),
+        "repository": text["repository"],
+        "project": text.get("project", ""),
+        "codebase": text.get("codebase", ""),
+    }
+
+
 class AnyboxHookHandler(BaseHookHandler):
     """Handler of ``/change_hook/anybox``; options: ``registry``, ``dedupe_window``."""
 
@@ -69,23 +203,25 @@ class AnyboxHookHandler(BaseHookHandler):
         super().__init__(master, options)
         # change id -> requests waiting for an in-flight request with the same id to finish
         self._busy: dict[str, list[defer.Deferred[None]]] = {}
+        # in case the matrix page did not already (no wsgi_dashboards): later requests at least
+        install_request_limits(getattr(getattr(master, "www", None), "site", None))
 
-    @defer.inlineCallbacks
-    def getChanges(self, request: Any) -> Generator[Any, Any, tuple[list[dict[str, Any]], Any]]:
+    def read(self, request: Any) -> tuple[dict[str, Any], str, str]:
+        """(change dict, change id, vcs) of an acceptable request; ValueError, one line."""
         if self.unknown_options:
             raise ValueError(f"unknown options of the anybox change hook: {self.unknown_options}")
         try:
-            changes, _ = yield super().getChanges(request)
-        except (ValueError, TypeError) as exc:  # bad JSON in files/properties, bad timestamp
-            raise ValueError(f"malformed change: {' '.join(str(exc).split())[:200]}") from None
-        chdict: dict[str, Any] = changes[0]
-        if not chdict.get("codebase"):
-            chdict["codebase"] = None  # let c['codebaseGenerator'] name it
-        try:
+            chdict = read_form(request.args or {})
             cid, vcs = self.validate(chdict)
         except ValueError as exc:
             log.msg(f"anybox change hook: refused: {exc}")
             raise
+        chdict["codebase"] = chdict["codebase"] or None  # let c['codebaseGenerator'] name it
+        return chdict, cid, vcs
+
+    @defer.inlineCallbacks
+    def getChanges(self, request: Any) -> Generator[Any, Any, tuple[list[dict[str, Any]], Any]]:
+        chdict, cid, vcs = self.read(request)
         yield self._claim(cid, request)
         if (yield self._already_added(cid)):
             log.msg(f"anybox change hook: {cid} was already added, acknowledged as a replay")
@@ -93,7 +229,13 @@ class AnyboxHookHandler(BaseHookHandler):
         return [chdict], vcs
 
     def validate(self, chdict: dict[str, Any]) -> tuple[str, str]:
-        """(change id, vcs) of an acceptable change; ValueError with a one-line reason."""
+        """(change id, vcs) of an acceptable change; ValueError with a one-line reason.
+
+        A change must be exactly the one its id names: a watched repository and branch, a
+        full revision, and no project or codebase other than what the configuration gives
+        that repository and branch (a copy that would build nothing must not be taken for
+        the genuine change, which would then be dropped as a replay).
+        """
         props = chdict.get("properties")
         if not isinstance(props, dict):
             raise ValueError("properties must be a JSON object")
@@ -109,8 +251,10 @@ class AnyboxHookHandler(BaseHookHandler):
         repository = chdict.get("repository") or ""
         branch = chdict.get("branch") or ""
         revision = chdict.get("revision") or ""
-        if not repository:
+        if not isinstance(repository, str) or not repository:
             raise ValueError("missing repository")
+        if not isinstance(branch, str) or not isinstance(revision, str):
+            raise ValueError("branch and revision must be text")
         problem = check_vcs_branch(vcs, branch)
         if problem:
             raise ValueError(f"invalid branch name {shown(branch)}: {problem}")
@@ -123,6 +267,16 @@ class AnyboxHookHandler(BaseHookHandler):
         if branch not in watched:
             raise ValueError(
                 f"branch {shown(branch)} of repository {shown(repository)} is not watched"
+            )
+        project = chdict.get("project") or ""
+        if project:
+            raise ValueError(f"unexpected project {shown(project)}: changes carry none")
+        codebase = chdict.get("codebase") or ""
+        expected = codebase_name(repository, branch)
+        if codebase and codebase != expected:
+            raise ValueError(
+                f"codebase {shown(codebase)} is not the one of this repository and branch "
+                f"({expected})"
             )
         cid = props.get(CHANGE_ID_PROPERTY)
         if cid != change_id(vcs, repository, branch, revision):

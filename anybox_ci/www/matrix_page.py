@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from twisted.python import log
+
 from ..core.plan import Matrix
+from .limits import install_request_limits
 
 # Scoped to the page's own container: the web UI embeds this page in its layout.
 _STYLE = """
@@ -50,11 +53,97 @@ def render_html(matrix: Matrix) -> str:
     )
 
 
+def _blocking_in_reactor(function: Callable[..., Any], *args: Any) -> Any:
+    """Run ``function`` in the reactor thread and wait for its (deferred) result."""
+    from twisted.internet import reactor
+    from twisted.internet.threads import blockingCallFromThread
+
+    return blockingCallFromThread(reactor, function, *args)
+
+
+def _session_token(environ: Mapping[str, Any]) -> str | None:
+    """The Buildbot session cookie of the request, as the web UI's login set it."""
+    from buildbot.www.auth import build_cookie_name
+
+    name = build_cookie_name(environ.get("wsgi.url_scheme") == "https", []).decode("ascii")
+    for part in str(environ.get("HTTP_COOKIE", "")).split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None
+
+
 class MatrixPage:
-    """A WSGI application serving one pre-rendered page; it is replaced at each reconfig."""
+    """A WSGI application serving one pre-rendered page; it is replaced at each reconfig.
+
+    It is shown only to whoever may read the builders and workers through the REST API: the
+    request's session (the web UI's login cookie) is checked against ``c['www']['authz']``,
+    as Buildbot's REST API checks it. Anyone else gets a 403.
+
+    Buildbot's ``wsgi_dashboards`` plugin hands each dashboard application itself (with the
+    master) as ``buildbot_api`` whenever the web server is (re)configured, once before the
+    port listens: the page takes that moment to put the request body limits of
+    :mod:`anybox_ci.www.limits` in place.
+    """
+
+    #: what the page shows, as REST endpoints: reading it needs the right to read these
+    ENDPOINTS = (("builders",), ("workers",))
 
     def __init__(self, matrix: Matrix):
         self.body = render_html(matrix).encode()
+        self._api: Any = None
+        self.run_in_reactor: Callable[..., Any] = _blocking_in_reactor
+
+    @property
+    def buildbot_api(self) -> Any:
+        return self._api
+
+    @buildbot_api.setter
+    def buildbot_api(self, api: Any) -> None:
+        self._api = api
+        www = getattr(getattr(api, "master", None), "www", None)
+        site = getattr(www, "site", None)
+        if site is not None:
+            install_request_limits(site)
+
+    def _user_info(self, environ: Mapping[str, Any], www: Any) -> dict[str, Any]:
+        """The session's user, or the anonymous user (no, expired or forged cookie)."""
+        import jwt
+        from buildbot.www.auth import SESSION_SECRET_ALGORITHM, build_anonymous_user_info
+
+        token = _session_token(environ)
+        secret = getattr(getattr(www, "site", None), "session_secret", None)
+        if token and secret:
+            try:
+                claims = jwt.decode(token, secret, algorithms=[SESSION_SECRET_ALGORITHM])
+                info = claims["user_info"]
+                if isinstance(info, dict):
+                    return info
+            except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+                pass
+        return build_anonymous_user_info()
+
+    def refusal(self, environ: Mapping[str, Any]) -> str | None:
+        """Why this request may not see the page (one line), or None when it may."""
+        from buildbot.www.authz import Forbidden
+
+        www = getattr(getattr(self._api, "master", None), "www", None)
+        if www is None:
+            return "the matrix page is served by a Buildbot master only"
+        authz = getattr(www, "authz", None)
+        if authz is None:
+            return None  # no authz configured: Buildbot lets everybody read
+        user = self._user_info(environ, www)
+        for endpoint in self.ENDPOINTS:
+            try:
+                self.run_in_reactor(authz.assertUserAllowed, endpoint, "get", {}, user)
+            except Forbidden as exc:
+                message = exc.message.decode("utf-8", "replace") if exc.message else ""
+                return f"not allowed to read the matrix: {message or 'forbidden'}"
+            except Exception as exc:  # fail closed, on one line
+                log.msg(f"anybox-ci: matrix page: authorization check failed: {exc!r}"[:300])
+                return "not allowed to read the matrix: the authorization check failed"
+        return None
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -62,6 +151,14 @@ class MatrixPage:
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             start_response("405 Method Not Allowed", [("Content-Type", "text/plain")])
             return [b"read-only"]
+        refused = self.refusal(environ)
+        if refused is not None:
+            body = (refused + "\n").encode()
+            start_response(
+                "403 Forbidden",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
         start_response(
             "200 OK",
             [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(self.body)))],
