@@ -6,9 +6,14 @@ master.cfg needs two lines::
     c['configurators'] = [AnyboxConfigurator(basedir)]
 
 What it generates is appended to the user's own configuration, never replacing it.
-Any manifest or workers error becomes a Buildbot config error, so a reconfig with a
-broken manifest is refused and the running configuration stays. This module is glue:
-reading and planning live in ``core``, Buildbot objects in ``render``.
+
+Errors: a master that starts with a broken buildout section (a missing file, an unknown
+step set) starts with every other buildout, and logs the broken one with its
+``FILE:LINE`` reason (``anybox-ci matrix`` and the matrix page show it too). Any other
+error (a workers file, an unreadable manifest, URL rewrite rules), and any error at a
+reconfig of a running master, becomes a Buildbot config error: the master does not start,
+or keeps the configuration it runs. This module is glue: reading and planning live in
+``core``, Buildbot objects in ``render``.
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ from twisted.python import log
 
 from .core.capabilities import CapabilityRegistry, CapabilitySpec
 from .core.diagnostics import Diagnostic
-from .core.loader import Loaded, load
+from .core.loader import Loaded, leave_out_broken, load
 from .core.plan import Matrix
 from .render.master import RenderError, Site, render
 from .render.stepsets import DEFAULT_STEP_SETS, StepSets
 
 __all__ = ["AnyboxConfigurator", "Loaded", "RenderError"]
+
+BROKEN_SECTION_POLICIES = ("auto", "leave-out", "refuse")
+
+#: master folders this process has configured once: a later configuration is a reconfig
+_CONFIGURED: set[Path] = set()
 
 
 class AnyboxConfigurator(ConfiguratorBase):
@@ -51,6 +61,10 @@ class AnyboxConfigurator(ConfiguratorBase):
         naming the original repository.
     :param forge_hooks: extra Buildbot change-hook dialects, e.g.
         ``{"github": {"secret": util.Secret("github-hook")}}`` (Gitea speaks github's).
+    :param broken_sections: what a configuration does with a buildout section that has an
+        error. ``"auto"``: a master starting leaves it out and runs the others; a reconfig
+        of a running master (or ``buildbot checkconfig``) refuses the whole configuration,
+        so the running one stays. ``"leave-out"`` or ``"refuse"`` force one of them.
     """
 
     def __init__(
@@ -65,11 +79,18 @@ class AnyboxConfigurator(ConfiguratorBase):
         hook_users: str | Path = "secrets/change-hook-users",
         forge_hooks: Mapping[str, dict[str, Any]] | None = None,
         url_rewrites: str | Path = "url-rewrites.cfg",
+        broken_sections: str = "auto",
     ):
         if change_source not in ("auto", "poll", "hook"):
             raise ValueError(
                 f"change_source must be 'auto', 'poll' or 'hook', not {change_source!r}"
             )
+        if broken_sections not in BROKEN_SECTION_POLICIES:
+            raise ValueError(
+                f"broken_sections must be one of {', '.join(map(repr, BROKEN_SECTION_POLICIES))},"
+                f" not {broken_sections!r}"
+            )
+        self.broken_sections = broken_sections
         self.basedir = Path(basedir).resolve()
         self.manifests = list(manifests) if manifests is not None else None
         self.workers = list(workers) if workers is not None else None
@@ -120,23 +141,69 @@ class AnyboxConfigurator(ConfiguratorBase):
             if gc_was_enabled:
                 gc.enable()
 
+    @property
+    def leaves_out_broken_sections(self) -> bool:
+        """Whether this configuration leaves broken buildout sections out (see
+        ``broken_sections``): in ``"auto"``, only the first configuration of a running
+        master, that is its start (a reconfig comes later in the same process;
+        ``buildbot checkconfig`` runs no reactor)."""
+        if self.broken_sections != "auto":
+            return self.broken_sections == "leave-out"
+        from twisted.internet import reactor
+
+        return bool(getattr(reactor, "running", False)) and self.basedir not in _CONFIGURED
+
+    def hook_users_problem(self, config_dict: dict[str, Any]) -> str | None:
+        """Why change hooks cannot be served safely, or None: ``change_source="hook"``
+        with no users file (and no ``change_hook_auth`` of master.cfg's own) would accept
+        anonymous changes."""
+        www = config_dict.get("www") or {}
+        if self.change_source != "hook" or self.hook_users.exists():
+            return None
+        if "change_hook_auth" in www:
+            return None
+        return (
+            f"{self.hook_users}: change_source='hook' needs this file of 'user:password' "
+            "lines (who may post changes), and it does not exist; create it (anybox-ci init "
+            "does), or use change_source='auto' or 'poll'"
+        )
+
     def _configure(self, config_dict: dict[str, Any]) -> None:
         from buildbot.config.errors import error
 
+        unsafe = self.hook_users_problem(config_dict)
+        if unsafe:
+            error(unsafe)
+            return
         loaded = self.load()
         for diag in loaded.diagnostics.warnings:
             log.msg(f"anybox-ci: {diag}")
         for unmatched in loaded.matrix.unmatched:
             cell = f" {unmatched.cell}" if unmatched.cell else ""
             log.msg(f"anybox-ci: warning: [{unmatched.buildout}]{cell}: {unmatched.reason}")
-        try:
-            if loaded.diagnostics.errors:
-                raise RenderError(loaded.diagnostics.errors)
-            generated = render(loaded, self.site)
-        except RenderError as exc:
-            for diag in exc.problems:
+        leave_out = self.leaves_out_broken_sections
+        generated = None
+        problems = loaded.diagnostics.errors
+        # at most twice: errors of the manifests, then of rendering what is left
+        for _ in range(2):
+            if problems:
+                reduced = leave_out_broken(loaded, problems) if leave_out else None
+                if reduced is None:
+                    for diag in problems:
+                        error(str(diag))
+                    return
+                self._log_left_out(reduced, loaded, problems)
+                loaded = reduced
+            try:
+                generated = render(loaded, self.site)
+                break
+            except RenderError as exc:
+                problems = exc.problems
+        if generated is None:
+            for diag in problems:
                 error(str(diag))
             return
+        _CONFIGURED.add(self.basedir)
         self.loaded = loaded
         self._add_matrix_page(config_dict, loaded.matrix)
         self._add_change_hooks(config_dict, loaded)
@@ -146,6 +213,18 @@ class AnyboxConfigurator(ConfiguratorBase):
                 config_dict[key] = values
             else:
                 config_dict.setdefault(key, []).extend(values)
+
+    @staticmethod
+    def _log_left_out(reduced: Loaded, before: Loaded, problems: list[Diagnostic]) -> None:
+        for diag in problems:
+            log.msg(f"anybox-ci: {diag}")
+        left_out = {b.buildout for b in before.matrix.broken}
+        for broken in reduced.matrix.broken:
+            if broken.buildout not in left_out:
+                log.msg(
+                    f"anybox-ci: broken buildout [{broken.buildout}] left out, the others "
+                    f"start: {broken.reason}"
+                )
 
     @staticmethod
     def _add_matrix_page(config_dict: dict[str, Any], matrix: Matrix) -> None:

@@ -95,6 +95,8 @@ class SourceWriter:
         self._counting = False
         #: names master.cfg.sample (or the code around the objects) already uses
         self._used = set(reserved)
+        #: (class, constructor parameter) -> the attribute that holds its value
+        self._aliases: dict[tuple[type, str], str] = {}
 
     # ---------------------------------------------------------------- public
 
@@ -254,11 +256,52 @@ class SourceWriter:
             return self._call(
                 self.expr(type(obj)), (), {"codebase": obj.codebase, "label": obj.label, **fields}
             )
-        kwargs: dict[str, Any] = {"name": obj.name}
-        if obj.label != obj.name:
-            kwargs["label"] = obj.label
-        kwargs["default"] = obj.default
-        return self._call(self.expr(type(obj)), (), kwargs)
+        return self._call(self.expr(type(obj)), (), self._parameter_kwargs(obj))
+
+    def _parameter_kwargs(self, obj: BaseParameter) -> dict[str, Any]:
+        """Constructor arguments of a force-form field, checked by building it again.
+
+        Named parameters come from attributes of the same name. A required one that is not
+        an attribute (a subclass passing it on as ``default``, say) is matched with the
+        attribute that rebuilds the same field. Whatever else differs from a field built
+        with those goes through ``**kwargs``, as BaseParameter keeps it."""
+        cls = type(obj)
+        state = vars(obj)
+        params = inspect.signature(cls).parameters
+        kwargs: dict[str, Any] = {}
+        missing = []
+        for param in params.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if param.name in state:
+                kwargs[param.name] = state[param.name]
+            elif param.default is param.empty:
+                missing.append(param.name)
+        for name in missing:
+            kwargs[name] = state[self._matching_attribute(obj, kwargs, name)]
+        probe = vars(cls(**kwargs))
+        taken = {self._aliases.get((cls, name), name) for name in missing}
+        for key, value in state.items():
+            if key not in kwargs and key not in taken and not _same(probe.get(key), value):
+                kwargs[key] = value
+        if fingerprint(cls(**kwargs)) != fingerprint(obj):
+            raise Unsupported(f"cannot rebuild a {cls.__qualname__} {obj.name!r}")
+        return kwargs
+
+    def _matching_attribute(self, obj: BaseParameter, kwargs: dict[str, Any], name: str) -> str:
+        """The attribute where ``cls(name=...)`` stores its value: the one a marker lands in."""
+        cls = type(obj)
+        if (cls, name) not in self._aliases:
+            marker = f"<{name} marker>"
+            try:
+                probe = vars(cls(**kwargs, **{name: marker}))
+            except Exception as exc:  # noqa: BLE001 - reported as what it means here
+                raise Unsupported(f"cannot build {cls.__qualname__}: {exc}") from exc
+            found = [attr for attr, value in probe.items() if value == marker]
+            if len(found) != 1:
+                raise Unsupported(f"{cls.__qualname__}({name}=...) matches no one attribute")
+            self._aliases[(cls, name)] = found[0]
+        return self._aliases[(cls, name)]
 
     def _service(self, obj: Any) -> str:
         kwargs = dict(obj._config_kwargs)

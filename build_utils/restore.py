@@ -62,7 +62,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
 
@@ -283,7 +283,6 @@ class ErrorLines:
 
     first_error: str | None = None
     last: str | None = None
-    lines: list[str] = field(default_factory=list)
 
     def drain(self, pipe: IO[bytes]) -> threading.Thread:
         def run() -> None:

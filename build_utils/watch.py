@@ -35,6 +35,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 try:  # a package module in tests, a top-level one in the worker's bundle
     from .summary import ArgumentParser, print_summary
@@ -51,6 +52,8 @@ NO_DEFAULT_SECTION = "\x00anybox-ci-no-default"
 MAX_SUBST_DEPTH = 10
 
 Config = dict[str, dict[str, str]]
+#: one discovered source: vcs, url, branch (None for bzr) and how to pin it
+Source = dict[str, Any]
 
 
 def is_remote(ref: str) -> bool:
@@ -177,7 +180,7 @@ def is_pinned(vcs: str, revision: str) -> bool:
     return not revision.startswith("last:")  # bzr: revno, revid:, tag: are fixed
 
 
-def recipe_sources(config: Config, section: str, errors: list[str]) -> list[dict[str, str | None]]:
+def recipe_sources(config: Config, section: str, errors: list[str]) -> list[Source]:
     """Floating sources of an anybox.recipe.odoo/openerp section (version, addons, merges)."""
     pinned_targets: dict[str, str] = {}
     for line in (option(config, section, "revisions") or "").splitlines():
@@ -191,7 +194,7 @@ def recipe_sources(config: Config, section: str, errors: list[str]) -> list[dict
     for opt_name in ("addons", "merges"):
         for line in (option(config, section, opt_name) or "").splitlines():
             lines.append((opt_name, line))
-    found: list[dict[str, str | None]] = []
+    found: list[Source] = []
     for opt_name, line in lines:
         tokens = []
         for token in line.split():
@@ -215,12 +218,12 @@ def recipe_sources(config: Config, section: str, errors: list[str]) -> list[dict
     return found
 
 
-def developer_sources(config: Config, errors: list[str]) -> list[dict[str, str | None]]:
+def developer_sources(config: Config, errors: list[str]) -> list[Source]:
     """Floating mr.developer sources that the buildout checks out."""
     section = (option(config, "buildout", "sources") or "sources").strip()
     auto = option(config, "buildout", "auto-checkout")
     wanted = None if auto is None or "*" in auto.split() else set(auto.split())
-    found: list[dict[str, str | None]] = []
+    found: list[Source] = []
     for name in sorted(config.get(section, {})):
         if wanted is not None and name not in wanted:
             continue
@@ -252,7 +255,7 @@ def discover(buildout_dir: str | os.PathLike[str], config_name: str) -> dict[str
     raw = load(directory / config_name, errors)
     config = resolve_macros(raw, errors)
     config.setdefault("buildout", {}).setdefault("directory", str(directory.resolve()))
-    sources: list[dict[str, str | None]] = []
+    sources: list[Source] = []
     for section in sorted(config):
         recipe = (option(config, section, "recipe") or "").strip()
         if recipe.startswith(RECIPE_PREFIXES):

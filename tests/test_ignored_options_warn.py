@@ -1,5 +1,5 @@
-"""An option kept only for old manifests is accepted, warns where it is set, and the docs
-say it has no effect."""
+"""An option kept only for old manifests is accepted, warns where it is set ("ignored
+since ..."), and the docs say it has no effect."""
 
 from __future__ import annotations
 
@@ -41,9 +41,9 @@ def test_check_warns_where_an_ignored_option_is_set(tmp_path: Path) -> None:
     loaded = check(root)
     m = root / "buildouts" / "MANIFEST.cfg"
     assert [str(d) for d in loaded.diagnostics.items] == [
-        f"{m}:2: warning: [erp] virtualenv: has no effect: {schema.VIRTUALENV.ignored}",
-        f"{m}:6: warning: [erp] odoo.http-port-min: has no effect: "
-        f"{schema.ODOO_HTTP_PORT_MIN.ignored}",
+        f"{m}:2: warning: [erp] virtualenv: {schema.ignored_message(schema.VIRTUALENV.ignored)}",
+        f"{m}:6: warning: [erp] odoo.http-port-min: "
+        f"{schema.ignored_message(schema.ODOO_HTTP_PORT_MIN.ignored)}",
     ]
     assert not loaded.diagnostics.errors
     assert [c.name for c in loaded.matrix.cells] == ["erp"]

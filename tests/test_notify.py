@@ -164,8 +164,6 @@ def test_delivery_posts_in_order_with_basic_auth_and_empties_the_spool(
         "revision": change.revision,
         "author": change.author,
         "comments": change.comments,
-        "project": "erp",
-        "codebase": "erp",
         "when_timestamp": "1700000001.0",
         "files": json.dumps(list(change.files)),
         "properties": json.dumps({CHANGE_ID_PROPERTY: change.change_id, VCS_PROPERTY: "git"}),

@@ -591,7 +591,10 @@ class UtilStepTests(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
                     "PGPORT": "5433",
                     "PGHOST": "/var/run/postgresql",
                     "PGUSER": "ci",
-                    "PGPASSWORD": "s3cret",
+                    # the password is in the cell's password file, never in the env
+                    "PGPASSFILE": "./.anybox-ci-pgpass",
+                    "PGPASSWORD": None,
+                    "ANYBOX_CI_HOOK_SECRET": None,
                     "PG_VERSION": "15",
                     "PATH": ["/pg15/bin", "${PATH}"],
                     "LD_LIBRARY_PATH": ["/pg15/lib", "${LD_LIBRARY_PATH}"],
@@ -611,7 +614,12 @@ class UtilStepTests(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
             ExpectShell(
                 workdir="wkdir",
                 command=["bin/test"],
-                env={"PGPORT": "5434", "PG_VERSION": "17", "PATH": ["/pg17/bin", "${PATH}"]},
+                env={
+                    "PGPORT": "5434",
+                    "PG_VERSION": "17",
+                    "PATH": ["/pg17/bin", "${PATH}"],
+                    "ANYBOX_CI_HOOK_SECRET": None,
+                },
             ).exit(0)
         )
         self.expect_outcome(result=SUCCESS)

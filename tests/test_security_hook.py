@@ -102,7 +102,7 @@ def test_d12_inputs_that_gave_a_500_give_a_one_line_400(master: HookMaster) -> N
         ({**fields, "properties": deep_properties}, "field properties is longer than"),
         ({**fields, "comments": "nul\x00byte"}, "field comments contains a control character"),
         ({**fields, "author": "two\nlines"}, "field author contains a control character"),
-        ({**fields, "who": "someone"}, "unexpected fields ['who']"),
+        ({**fields, "who": "someone"}, "unexpected fields 'who'"),
     ]
     for form, reason in cases:
         code, body = master.hook(form)

@@ -100,7 +100,8 @@ def test_version_not_equal_to_string():
         ("1..2", "invalid version '1..2'"),
         ("v13", "invalid version 'v13'"),
         ("13-", "invalid version '13-'"),
-        ("13-foo", "invalid version '13-foo'"),
+        ("13-foo-bar", "invalid version '13-foo-bar'"),
+        ("13-9", "invalid version '13-9'"),
         ("13 14", "invalid version '13 14'"),
         ("١٣", "invalid version"),  # non-ASCII digits
         ("1" * 40, "number too large"),

@@ -51,6 +51,7 @@ class Change:
     files: tuple[str, ...]
     when: float
     vcs: str
+    # never sent (see change_form); kept so that spool files written before still load
     project: str = ""
     codebase: str = ""
 
@@ -64,7 +65,8 @@ def change_form(cid: str, change: Change) -> dict[str, str]:
 
     What a commit may hold beyond the hook's limits is cut here (a very long message, a huge
     file list, a NUL byte, a time outside what the master stores), so that a genuine change
-    is never refused for it.
+    is never refused for it. No project nor codebase is sent: the master gives each watched
+    repository and branch its codebase, and refuses a change that names another.
     """
     fields = {
         "repository": change.repository,
@@ -72,8 +74,6 @@ def change_form(cid: str, change: Change) -> dict[str, str]:
         "revision": change.revision,
         "author": bounded_author(change.author),
         "comments": bounded_comments(change.comments),
-        "project": change.project,
-        "codebase": change.codebase,
         "files": bounded_files(change.files),
         "properties": json.dumps({CHANGE_ID_PROPERTY: cid, VCS_PROPERTY: change.vcs}),
     }

@@ -11,7 +11,6 @@ marked block is kept (and still receives the pushed refs on stdin).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shlex
@@ -47,8 +46,6 @@ def notify_push_command(
     notify_url: str | None = None,
     user: str | None = None,
     secret_file: str | os.PathLike[str] | None = None,
-    project: str = "",
-    codebase: str = "",
     program: Sequence[str] | None = None,
 ) -> list[str]:
     """The argv a hook runs; ``program`` defaults to this Python running this module, so the
@@ -61,10 +58,6 @@ def notify_push_command(
         argv += ["--user", user]
     if secret_file:
         argv += ["--secret-file", os.fspath(secret_file)]
-    if project:
-        argv += ["--project", project]
-    if codebase:
-        argv += ["--codebase", codebase]
     return argv
 
 
@@ -254,6 +247,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _ignored_options(parser: argparse.ArgumentParser) -> None:
+    """``--project`` and ``--codebase``, still accepted (hooks installed earlier pass them)."""
+    parser.add_argument("--project", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--codebase", default="", help=argparse.SUPPRESS)
+
+
+def _warn_ignored(prog: str, args: argparse.Namespace) -> None:
+    # The master gives each watched repository and branch its codebase, and changes carry no
+    # project: the hook refuses any other, as a copy of a change that would build nothing.
+    for option in ("project", "codebase"):
+        if getattr(args, option):
+            print(f"{prog}: warning: --{option} is ignored", file=sys.stderr)
+
+
 def notify_push_main(argv: list[str] | None = None) -> int:
     """``anybox-ci notify-push``: run by push hooks; spools first, so nothing is lost."""
     parser = _Parser(
@@ -266,14 +273,14 @@ def notify_push_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notify", metavar="URL", help="master base URL")
     parser.add_argument("--user", default="anybox-ci")
     parser.add_argument("--secret-file", help=f"else ${SECRET_ENV}")
-    parser.add_argument("--project", default="")
-    parser.add_argument("--codebase", default="")
+    _ignored_options(parser)
     parser.add_argument("--timeout", type=float, default=5.0, help="HTTP timeout (seconds)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     prog = parser.prog
+    _warn_ignored(prog, args)
     tools = Tools(timeout=120)
     try:
         if args.vcs == "git":
@@ -281,9 +288,7 @@ def notify_push_main(argv: list[str] | None = None) -> int:
             changes = git_push_changes(tools, args.repo_path, args.repository, refs)
         else:
             changes = hg_push_changes(tools, args.repo_path, args.repository, os.environ)
-        changes, warnings = acceptable(
-            dataclasses.replace(c, project=args.project, codebase=args.codebase) for c in changes
-        )
+        changes, warnings = acceptable(changes)
         for warning in warnings:
             print(f"{prog}: warning: {warning}", file=sys.stderr)
         spool = Spool(args.spool)
@@ -319,8 +324,7 @@ def install_hooks_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notify", metavar="URL")
     parser.add_argument("--user")
     parser.add_argument("--secret-file", type=Path)
-    parser.add_argument("--project", default="")
-    parser.add_argument("--codebase", default="")
+    _ignored_options(parser)
     parser.add_argument("repo_path", type=Path)
     try:
         args = parser.parse_args(argv)
@@ -332,9 +336,8 @@ def install_hooks_main(argv: list[str] | None = None) -> int:
         notify_url=args.notify,
         user=args.user,
         secret_file=args.secret_file.absolute() if args.secret_file else None,
-        project=args.project,
-        codebase=args.codebase,
     )
+    _warn_ignored(parser.prog, args)
     try:
         written = install_hooks(args.repo_path, args.vcs, command)
     except (OSError, ValueError) as exc:

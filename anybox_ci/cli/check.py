@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from ..core.loader import Loaded, check
-from .common import Parser, add_dir_args
+from .common import Parser, add_dir_args, describe
 
 
 def load(args: argparse.Namespace) -> Loaded:
@@ -36,7 +36,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="anybox-ci check", description=__doc__)
+    parser = Parser(prog="anybox-ci check", description=describe(__doc__))
     add_dir_args(parser)
     return parser
 

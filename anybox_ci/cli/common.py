@@ -14,6 +14,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def describe(doc: str | None) -> str:
+    """A command's docstring as its ``--help`` text: without the reST markup."""
+    return (doc or "").replace("``", "")
+
+
 def add_dir_args(parser: argparse.ArgumentParser) -> None:
     """``[DIR] [--manifest PATH]... [--workers PATH]...``, as the configurator takes them."""
     parser.add_argument(

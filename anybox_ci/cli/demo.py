@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..devtools import localmaster, localrun, odoosamples
-from .common import Parser
+from .common import Parser, describe
 from .run import Request, add_run_args, execute, failed, say, scratch
 
 #: the local worker offers it, so that ``restricted`` has somewhere to run
@@ -27,7 +27,7 @@ BUILD_FOR = "postgresql >= 13"
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="anybox-ci demo",
-        description=__doc__,
+        description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

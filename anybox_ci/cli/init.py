@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..resources import console_script, master_cfg_sample
-from .common import Parser
+from .common import Parser, describe
 
 EXAMPLE_MANIFEST = """\
 # One section per buildout; see docs/reference/manifest.md.
@@ -144,7 +144,7 @@ def _umask() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = Parser(prog="anybox-ci init", description=__doc__)
+    parser = Parser(prog="anybox-ci init", description=describe(__doc__))
     parser.add_argument("dir", type=Path, help="the master folder to create (new or empty)")
     args = parser.parse_args(argv)
     try:

@@ -2,7 +2,11 @@
 the cells that no worker can run, with the reason.
 
 ``--json`` prints ``{"builders": [{"name", "buildout", "workers", "properties"}],
-"unmatched": [{"buildout", "reason"}]}`` with every list sorted.
+"unmatched": [{"buildout", "reason"}]}`` with every list sorted. A buildout section with
+an error is shown as a starting master runs it: left out, under
+``"broken": [{"buildout", "reason"}]`` (a key only there when a section is broken), and
+the command then exits 1, as ``anybox-ci check`` does. Any other error (a workers file,
+an unreadable manifest) prints the errors alone.
 """
 
 from __future__ import annotations
@@ -12,20 +16,26 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ..core.loader import leave_out_broken
 from .check import load
 from .common import Parser, add_dir_args
 
 
 def matrix(args: argparse.Namespace) -> int:
     loaded = load(args)
-    if loaded.diagnostics.errors:
-        for diag in loaded.diagnostics.errors:
+    errors = loaded.diagnostics.errors
+    reduced = leave_out_broken(loaded, errors)
+    if reduced is None:
+        for diag in errors:
             print(diag, file=sys.stderr)
         return 1
-    found = loaded.matrix
+    for diag in errors:
+        print(diag, file=sys.stderr)
+    found = reduced.matrix
+    status = 1 if errors else 0
     if args.json:
         print(json.dumps(found.as_json(), indent=2, sort_keys=True))
-        return 0
+        return status
     width = max([len(c.name) for c in found.cells] + [7])
     print(f"{'builder':<{width}}  workers")
     for c in found.cells:
@@ -33,7 +43,9 @@ def matrix(args: argparse.Namespace) -> int:
     for u in found.unmatched:
         where = f" {u.cell}" if u.cell else ""
         print(f"unmatched: [{u.buildout}]{where}: {u.reason}")
-    return 0
+    for b in found.broken:
+        print(f"broken: {b.reason}")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:

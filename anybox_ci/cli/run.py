@@ -27,7 +27,7 @@ from ..core.loader import Loaded, check, unmatched_warnings
 from ..devtools import localrun
 from ..devtools.cellreport import CellResult, collect, table
 from ..devtools.localmaster import Master
-from .common import Parser, majors
+from .common import Parser, describe, majors
 
 DEFAULT_MANIFEST = Path("buildouts") / "MANIFEST.cfg"
 Say = Callable[[str], None]
@@ -209,7 +209,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="anybox-ci run",
-        description=__doc__,
+        description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

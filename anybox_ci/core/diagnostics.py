@@ -58,6 +58,19 @@ class Diagnostics:
     def extend(self, other: Iterable[Diagnostic]) -> None:
         self.items.extend(other)
 
+    def drop_repeated_warnings(self, start: int = 0) -> None:
+        """Keep the first of identical warnings added since ``start`` (a ``[DEFAULT]`` line
+        read by every section is one problem)."""
+        seen: set[Diagnostic] = set()
+        kept = self.items[:start]
+        for diag in self.items[start:]:
+            if not diag.is_error:
+                if diag in seen:
+                    continue
+                seen.add(diag)
+            kept.append(diag)
+        self.items[:] = kept
+
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.items if d.is_error]

@@ -108,9 +108,9 @@ def leave_out_broken(loaded: Loaded, problems: Iterable[Diagnostic]) -> Loaded |
         return loaded
     broken = [Broken(name, str(diag)) for name, diag in found.items()]
     # left out silently by the loader: the section they inherit from has an inherit error
-    for child, parent in config.inherit_broken.items():
+    for child, why in config.inherit_broken.items():
         if child not in found:
-            broken.append(Broken(child, f"inherits from [{parent}], which is broken"))
+            broken.append(Broken(child, why))
     dropped = {b.buildout for b in broken}
     kept = replace(
         config,

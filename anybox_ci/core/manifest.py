@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import schema
-from .diagnostics import Diagnostics, did_you_mean
+from .diagnostics import Diagnostic, Diagnostics, did_you_mean
 from .inifile import IniFile, Section, read_ini
 from .kinds import Requirements
 from .lines import NAME_RE, parse_source, parse_watch
@@ -49,7 +49,8 @@ class ManifestSet:
     paths: tuple[str, ...]
     #: every section name they define
     sections: frozenset[str]
-    #: sections left out only because the section they inherit from is broken: its name
+    #: sections left out only because the section they inherit from is broken, with why
+    #: (``FILE:LINE: [section] inherit: ...``)
     silently_broken: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -98,7 +99,9 @@ def _inherited_raw(
         else:
             base = _inherited_raw(parent, sections, diags, cache, silent, (*stack, name))
             if base is None:
-                silent.setdefault(name, parent)
+                # no error of its own: the parent's says why
+                why = Diagnostic(*where, f"inherits from [{parent}], which is broken")
+                silent.setdefault(name, str(why))
                 result = None
             else:
                 # own DEFAULT values must not override what the parent set explicitly
@@ -171,6 +174,7 @@ def read_manifests(
             sections[name] = _ManifestSection(section, ini)
 
     step_sets = {kind.name: catalogue.names(kind) for kind in KINDS}
+    first_section_diag = len(diags.items)
     cache: dict[str, _Raw | None] = {}
     silent: dict[str, str] = {}
     buildouts: list[Buildout] = []
@@ -184,6 +188,7 @@ def read_manifests(
             buildouts.append(made)
         elif made is not None:
             watch_sections.append(made)
+    diags.drop_repeated_warnings(first_section_diag)
     return ManifestSet(
         tuple(buildouts),
         tuple(watch_sections),
@@ -228,11 +233,13 @@ def _check_step_sets(
                 )
                 ok = False
                 continue
+            # warnings are the written line's, whichever section inherits it
+            label = written.written_in or name
             if spec.ignored:
                 diags.warning(
                     written.path,
                     line,
-                    name,
+                    label,
                     kind.name,
                     f"step set {step_name!r}: " + schema.ignored_message(spec.ignored),
                 )
@@ -240,7 +247,7 @@ def _check_step_sets(
                 diags.warning(
                     written.path,
                     line,
-                    name,
+                    label,
                     kind.name,
                     f"deprecated step set name {step_name!r}, use {spec.name!r}",
                 )

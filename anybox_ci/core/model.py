@@ -155,6 +155,6 @@ class Config:
     #: an error at one of those sections is that buildout's, see ``loader.leave_out_broken``
     manifest_paths: tuple[str, ...] = ()
     section_names: frozenset[str] = frozenset()
-    #: sections left out without an error of their own: the section they inherit from
-    #: (directly) cannot be read, by name
+    #: sections left out without an error of their own, because the section they inherit
+    #: from cannot be read: why, as ``FILE:LINE: [section] inherit: ...``
     inherit_broken: Mapping[str, str] = field(default_factory=dict)

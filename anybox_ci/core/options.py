@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 from .diagnostics import Diagnostics, did_you_mean
-from .inifile import Section
+from .inifile import DEFAULT_SECTION, Section
 from .schema import Option, Removed, ignored_message
 
 T = TypeVar("T")
@@ -30,6 +30,8 @@ class RawValue:
     lines: tuple[int, ...] = ()
     #: written in the file's ``[DEFAULT]`` section, not in the section itself
     from_default: bool = False
+    #: the section whose line this is (``DEFAULT``, or a parent for an inherited value)
+    written_in: str = ""
 
     def line_of(self, text: str) -> int:
         """The line where ``text``, one line of a multi-line value, was written."""
@@ -42,11 +44,14 @@ class RawValue:
 def raw_options(section: Section, defaults: Section) -> dict[str, RawValue]:
     """A section's raw values, over its file's ``[DEFAULT]`` values."""
     raw = {
-        k: RawValue(v.text, defaults.path, v.line, v.lines, from_default=True)
+        k: RawValue(v.text, defaults.path, v.line, v.lines, True, DEFAULT_SECTION)
         for k, v in defaults.options.items()
     }
     raw.update(
-        {k: RawValue(v.text, section.path, v.line, v.lines) for k, v in section.options.items()}
+        {
+            k: RawValue(v.text, section.path, v.line, v.lines, False, section.name)
+            for k, v in section.options.items()
+        }
     )
     return raw
 
@@ -201,10 +206,12 @@ def resolve(
     result = Resolved(True, {})
     for key, value in raw.items():
         canonical = names.get(key)
+        # a warning about a line of [DEFAULT] or of a parent is that line's, whoever reads it
+        where = value.written_in or section
         if canonical is None:
             gone = next((r for r in removed if r.matches(key)), None)
             if gone is not None:
-                diags.warning(value.path, value.line, section, key, ignored_message(gone.why))
+                diags.warning(value.path, value.line, where, key, ignored_message(gone.why))
                 continue
             if unknown_ok:
                 result.unknown[key] = value
@@ -220,13 +227,13 @@ def resolve(
             continue
         if canonical != key:
             diags.warning(
-                value.path, value.line, section, key, f"deprecated option name, use {canonical!r}"
+                value.path, value.line, where, key, f"deprecated option name, use {canonical!r}"
             )
             if canonical in raw:
                 continue  # the new name wins when both are given
         opt = schema[canonical]
         if opt.ignored:
-            diags.warning(value.path, value.line, section, key, ignored_message(opt.ignored))
+            diags.warning(value.path, value.line, where, key, ignored_message(opt.ignored))
         parsed_ok, parsed = _parse_value(opt, value, section, key, diags)
         if parsed_ok:
             result.values[canonical] = parsed

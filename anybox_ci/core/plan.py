@@ -103,9 +103,10 @@ def _rejection(worker: WorkerDef, buildout: Buildout) -> str | None:
         if not _offers_matching(worker, req):
             return f"{worker.name} lacks {req}"
     if worker.build_only_if_requires:
+        # as the ancestor: every one of them must be required (build-for lines count too)
         wanted = {r.capability for r in (*buildout.build_requires, *buildout.build_for)}
-        if not wanted.intersection(worker.build_only_if_requires):
-            only = ", ".join(worker.build_only_if_requires)
+        if not wanted.issuperset(worker.build_only_if_requires):
+            only = " and ".join(worker.build_only_if_requires)
             return f"{worker.name} only builds what requires {only}"
     return None
 

@@ -65,9 +65,14 @@ Words = tuple[str, ...]
 IGNORED_SINCE = "anybox_ci 0.1"
 
 
+def ignored_reason(why: str) -> str:
+    """Why an option of old manifests does nothing: ``ignored since ...: WHY``."""
+    return f"ignored since {IGNORED_SINCE}: {why}"
+
+
 def ignored_message(why: str) -> str:
     """The warning of an option that is accepted for old manifests but does nothing."""
-    return f"ignored since {IGNORED_SINCE}: {why}; remove it (anybox-ci migrate does)"
+    return ignored_reason(why) + "; remove it (anybox-ci migrate does)"
 
 
 @dataclass(frozen=True)
@@ -541,7 +546,8 @@ BUILD_ONLY_IF_REQUIRES: Option[Words] = Option(
     "build-only-if-requires",
     WORDS,
     (),
-    "Capability names: this worker only takes buildouts that require one of them.",
+    "Capability names: this worker only takes buildouts that require every one of them "
+    "(in `build-requires` or `build-for`): keep a rare resource for the builds that need it.",
 )
 DB_PREFIX: Option[str] = Option(
     "db_prefix", STR, "anybox", "Prefix of the test databases on this worker."
@@ -654,7 +660,7 @@ REMOVED_MANIFEST_OPTIONS: tuple[Removed, ...] = (
     Removed("bootstrap-type", _NO_BOOTSTRAP_PY),
     Removed("bootstrap-script", _NO_BOOTSTRAP_PY),
     Removed("bootstrap-virtualenv", "the bootstrap always uses a per-worker virtualenv"),
-    Removed("bootstrap-", _NO_BOOTSTRAP_PY + ", with no other options", prefix=True),
+    Removed("bootstrap-", _NO_BOOTSTRAP_PY + ", which takes no other option", prefix=True),
     Removed(
         "packaging.vcs",
         "a release tarball is made from the built buildout, whatever its version control",

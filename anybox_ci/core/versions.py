@@ -50,7 +50,10 @@ _MAX_DIGITS = 18
 def _version_error(text: str) -> str:
     if not text:
         return "empty version"
-    return f"invalid version {text!r} (expected e.g. '13', '9.6', '17-devel' or '17rc1')"
+    return (
+        f"invalid version {text!r} (expected e.g. '13', '9.6', '17-devel', '17rc1' "
+        "or '8.4-special')"
+    )
 
 
 @total_ordering

@@ -40,8 +40,7 @@ WORKER_SECRET_PREFIX = "worker-"
 _SECRET_SUFFIX_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\Z")
 #: capability options whose value names a secret (those of the default registry)
 SECRET_OPTIONS: frozenset[str] = frozenset(
-    {"password"}
-    | {key for spec in DEFAULT_CAPABILITIES.values() for key in spec.secret_env.values()}
+    key for spec in DEFAULT_CAPABILITIES.values() for key in spec.secret_env.values()
 )
 
 

@@ -374,13 +374,15 @@ SAMPLE_NAMES = ("passing", "failing", "restricted")
 SAMPLE_EXPECTED = {"passing": "SUCCESS", "failing": "FAILURE", "restricted": "SUCCESS"}
 
 
-def offer_line(cluster: Any) -> str:
-    """A workers.cfg capability line for a running :class:`pgcluster.Cluster`.
+def offer_line(cluster: Any, user: str | None = None) -> str:
+    """A workers.cfg capability line for a running :class:`pgcluster.Cluster`, builds
+    connecting as ``user`` (default: the cluster's superuser).
 
     Server-only installs (the npm builds have no psql) leave ``bin`` and ``lib`` out, so
     the system's client tools run with their own libpq.
     """
-    line = f"postgresql {cluster.major} port={cluster.port} host={cluster.host} user={cluster.user}"
+    role = user or cluster.user
+    line = f"postgresql {cluster.major} port={cluster.port} host={cluster.host} user={role}"
     if (Path(cluster.bin) / "psql").exists():
         line += f" bin={cluster.bin} lib={cluster.lib}"
     return line

@@ -26,6 +26,11 @@ from .pgcluster import Cluster, ensure_binaries
 
 WORKER = "local"
 WORKER_SECRET = f"worker-{WORKER}"
+#: the role builds connect as: one that may create databases, as on a real worker (Odoo
+#: refuses to run as ``postgres``)
+BUILD_ROLE = "anybox_ci"
+#: the configurator's default ``hook_users`` file, in the master's secrets folder
+HOOK_USERS = "change-hook-users"
 #: the worker's cache folder (render/factory.py) and what of it lasts between runs
 CACHE_DIR = "anybox-ci-cache"
 LASTING_CACHES = ("eggs", "downloads")
@@ -113,8 +118,9 @@ class LocalRun:
             self.say(f"starting PostgreSQL {install.version}")
             stack.callback(cluster.stop)
             cluster.start()
+            cluster.psql(f"CREATE ROLE {BUILD_ROLE} LOGIN CREATEDB")
             self.clusters.append(cluster)
-        offers = [offer_line(c) for c in self.clusters] + list(self.capabilities)
+        offers = [offer_line(c, BUILD_ROLE) for c in self.clusters] + list(self.capabilities)
         password = secrets.token_urlsafe(16)
         master = self.master = Master(self.root / "master", env=env)
         self.say(f"creating a master in {master.basedir}")
@@ -122,7 +128,11 @@ class LocalRun:
 
         master.create(
             workers=workers_cfg(offers, self.max_builds),
-            secrets={WORKER_SECRET: password},
+            # change_source='hook' (no pollers) wants its users; nobody posts changes here
+            secrets={
+                WORKER_SECRET: password,
+                HOOK_USERS: f"anybox-ci-run:{secrets.token_urlsafe(16)}\n",
+            },
             config=master_cfg_sample() + master_cfg_override(self.manifests, self.title),
         )
         stack.callback(master.stop)

@@ -4,12 +4,14 @@ SRC is an Odoo source folder (the one holding ``setup.py`` and ``odoo-bin``) or 
 ``.tar.xz``/``.tar.gz`` of one, unpacked once into ``~/.cache/anybox-ci/odoo/<sha256>``.
 The samples ``buildouts/samples/odoo`` and ``odoo-failing`` take that folder as the
 buildout option ``odoo:src`` (see their buildout.cfg); :func:`odoo_manifest` is the one
-place that knows it.
+place that knows it. Buildout writes ``odoo.egg-info`` into that folder, so it must be
+writable.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tarfile
 import tempfile
@@ -49,6 +51,11 @@ def odoo_source(src: Path, cache: Path, say: Callable[[str], None]) -> Path:
     if src.is_dir():
         if not is_odoo_source(src):
             raise ValueError(f"{src} is not an Odoo source folder (no odoo-bin and setup.py)")
+        if not os.access(src, os.W_OK):
+            raise ValueError(
+                f"{src} is read-only, and buildout writes odoo.egg-info into it: "
+                "give a writable copy, or a .tar.xz of it"
+            )
         return src
     if not src.is_file() or not src.name.endswith(ARCHIVES):
         raise ValueError(f"{src}: expected an Odoo source folder or a .tar.xz of one")

@@ -159,6 +159,15 @@ class PgPassFile:
         return "".join(lines)
 
 
+def uses_pgpass(registry: CapabilityRegistry, offers: Sequence[Any]) -> bool:
+    """Whether one of these offers (``core.model.Offer``) has a password for the file."""
+    for offer in offers:
+        for var, key in registry.get(offer.name).secret_env.items():
+            if var in PGPASS_VARS and offer.options.get(key):
+                return True
+    return False
+
+
 class _SummaryObserver(logobserver.LogLineObserver):
     def __init__(self, exports: Collection[str]) -> None:
         super().__init__()

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from buildbot.plugins import steps, util
-from buildbot.process.buildstep import BuildStep
+from buildbot.process.buildstep import BuildStep, BuildStepFailed
 from buildbot.process.factory import BuildFactory
-from buildbot.process.results import FAILURE
 from twisted.internet import defer
 
 from ..core import schema
@@ -74,9 +73,9 @@ SOURCE_ENV: dict[str, Any] = {var: None for var in WORKER_SECRET_ENV}
 
 
 def ref_problem(vcs: str, branch: Any, revision: Any) -> str | None:
-    """Why a source step must not hand this branch or revision to ``vcs``, or None.
+    """Why a build must not hand this branch or revision to ``vcs``, or None.
 
-    They come from the build's sourcestamp: a change (checked by the change hook) or the
+    They come from the build's sourcestamps: a change (checked by the change hook) or the
     force form (checked by its fields); this is the last check before a command."""
     if branch and branch != "HEAD" and (why := check_vcs_branch(vcs, str(branch))):
         return f"branch {str(branch)[:100]!r} refused: {why}"
@@ -85,29 +84,34 @@ def ref_problem(vcs: str, branch: Any, revision: Any) -> str | None:
     return None
 
 
-class _CheckedRefs:
-    """Mixin of a Buildbot source step: refuse an unsafe branch or revision before any
-    command runs, so a forced ``--upload-pack=CMD`` never reaches git."""
+class SourceGuard:
+    """``doStepIf`` of a buildout's fetch step: every sourcestamp of the build must pass the
+    ``core.vcs`` rules, or the step fails (and halts the build) before any command runs.
 
-    vcs = "git"
+    Sourcestamps reach commands through Buildbot's source steps (``git fetch URL BRANCH``)
+    and through the pins of discovered sources on the buildout command line, so a forced
+    branch ``--upload-pack=CMD`` must stop here. The fetch step stays Buildbot's own."""
+
+    def __init__(self, vcs_by_codebase: Mapping[str, str]):
+        self.vcs_by_codebase = dict(vcs_by_codebase)
+
+    def problems(self, build: Any) -> list[str]:
+        found = []
+        for stamp in build.getAllSourceStamps():
+            vcs = self.vcs_by_codebase.get(stamp.codebase, "git")
+            why = ref_problem(vcs, stamp.branch, stamp.revision)
+            if why:
+                found.append(f"codebase {stamp.codebase!r}: {why}")
+        return found
 
     @defer.inlineCallbacks
-    def run_vc(self, branch: Any, revision: Any, patch: Any) -> Any:
-        why = ref_problem(self.vcs, branch, revision)
-        if why:
-            yield self.addCompleteLog("refused", why + "\n")  # type: ignore[attr-defined]
-            self.descriptionDone = ["refused: unsafe branch or revision"]
-            return FAILURE
-        result = yield super().run_vc(branch, revision, patch)  # type: ignore[misc]
-        return result
-
-
-class CheckedGit(_CheckedRefs, steps.Git):
-    vcs = "git"
-
-
-class CheckedMercurial(_CheckedRefs, steps.Mercurial):
-    vcs = "hg"
+    def __call__(self, step: BuildStep) -> Any:
+        problems = self.problems(step.build)
+        if problems:
+            yield step.addCompleteLog("refused", "\n".join(problems) + "\n")
+            step.descriptionDone = ["refused: unsafe branch or revision"]
+            raise BuildStepFailed()
+        return True
 
 
 def _fetch_steps(
@@ -122,6 +126,7 @@ def _fetch_steps(
     if src.url and (why := url_error(url)):
         raise ValueError(f"fetch URL {redact_url(url)[:100]!r} (after URL rewrites): {why}")
     workdir = posixpath.join(CHECKOUT, src.subdir) if src.subdir else CHECKOUT
+    guard = SourceGuard({codebase_name(w.url, w.branch): w.vcs for w in buildout.all_watches})
     if src.type == "standalone":
         assert src.path is not None
         root = src.path.parent
@@ -137,6 +142,8 @@ def _fetch_steps(
                     mastersrc=str(path),
                     workerdest=rel,
                     workdir=CHECKOUT,
+                    haltOnFailure=True,
+                    **({} if i else {"doStepIf": guard}),
                 )
             )
         return result, CHECKOUT
@@ -144,9 +151,10 @@ def _fetch_steps(
     if src.type in ("git", "gittag"):
         branch = src.branch if src.type == "git" else util.Property("buildout-tag")
         return [
-            CheckedGit(
+            steps.Git(
                 name="fetch_buildout",
                 env=SOURCE_ENV,
+                doStepIf=guard,
                 repourl=url,
                 branch=branch,
                 codebase=codebase,
@@ -158,9 +166,10 @@ def _fetch_steps(
         ], workdir
     if src.type == "hg":
         return [
-            CheckedMercurial(
+            steps.Mercurial(
                 name="fetch_buildout",
                 env=SOURCE_ENV,
+                doStepIf=guard,
                 repourl=url,
                 defaultBranch=src.branch,
                 branchType="inrepo",
@@ -200,6 +209,7 @@ def _fetch_steps(
         workdir=".",
         env=SOURCE_ENV,
         exports=("got_revision",),
+        doStepIf=guard,
         haltOnFailure=True,
     )
     return [fetch], workdir
@@ -233,9 +243,11 @@ def make_factory(
     watch_target: Path | None = None,
     pins: Mapping[str, Any] | None = None,
     fetch_url: Callable[[str], str] = str,
+    pgpass: bool = False,
 ) -> BuildFactory:
     """The pipeline; ``watch_target`` (auto-watch) is where discovered sources are kept,
-    ``pins`` the recipe/mr.developer coordinates of those sources by codebase."""
+    ``pins`` the recipe/mr.developer coordinates of those sources by codebase; ``pgpass``:
+    some worker offers a PostgreSQL password, so cells may need their password file."""
     from .autowatch import BuildoutCommand, UpdateWatches
 
     factory = BuildFactory()
@@ -250,7 +262,8 @@ def make_factory(
     for name in buildout.get(schema.POST_DL_STEPS):
         factory.addSteps(step_sets.get(schema.POST_DL_STEPS, name)(ctx))
     factory.addSteps(_property_steps(env))
-    factory.addStep(_pgpass_step(env))
+    if pgpass:
+        factory.addStep(_pgpass_step(env))
     factory.addStep(
         _bootstrap(
             env,
@@ -306,7 +319,8 @@ def make_factory(
         for name in buildout.get(kind):
             factory.addSteps(step_sets.get(kind, name)(ctx))
     factory.addSteps(cleanup_steps(ctx))
-    factory.addStep(_pgpass_removal(env))
+    if pgpass:
+        factory.addStep(_pgpass_removal(env))
     return factory
 
 

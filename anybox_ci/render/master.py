@@ -31,6 +31,7 @@ from .buildsteps import (
     WORKER_CAPS_PROP,
     CellEnv,
     priority_next_worker,
+    uses_pgpass,
 )
 from .changes import CodebaseGenerator, buildout_schedulers, force_scheduler, pollers
 from .factory import make_factory
@@ -80,6 +81,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     next_worker = priority_next_worker({w.name: w.priority for w in config.workers})
     rewrite_problems = Diagnostics()
     fetch = fetch_url(site.url_rewrites, rewrite_problems)
+    pgpass = uses_pgpass(site.registry, [o for w in config.workers for o in w.offers])
     problems: list[Diagnostic] = list(rewrite_problems.items)
 
     builders, scheds, projects, services = [], [], [], []
@@ -102,6 +104,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
                 watch_target,
                 loaded.pins.get(buildout.name),
                 fetch,
+                pgpass,
             )
         except ValueError as exc:
             problems.append(

@@ -23,12 +23,10 @@ import stat
 from typing import Any
 
 from buildbot import config
-from buildbot.interfaces import IRenderable
 from buildbot.process.properties import Secret
 from buildbot.secrets.providers.base import SecretProviderBase
 from twisted.internet import defer
 from twisted.python import log
-from zope.interface import implementer
 
 #: a secret's file name: no path separator, no hidden file, no ``..``
 SECRET_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}\Z")
@@ -89,8 +87,7 @@ class SecretsFolder(SecretProviderBase):
         return value.rstrip("\r\n") if self.strip else value
 
 
-@implementer(IRenderable)
-class WorkerPassword:
+class WorkerPassword(Secret):
     """A worker's password from a secret; a missing secret locks the worker out, nothing else.
 
     Buildbot renders a worker's password while it reconfigures the workers, after other
@@ -98,20 +95,20 @@ class WorkerPassword:
     ``buildbot stop`` hanging). A random password instead keeps the reconfig whole."""
 
     def __init__(self, worker: str, secret: str):
+        super().__init__(secret)
         self.worker = worker
-        self.secret = secret
 
     @defer.inlineCallbacks
     def getRenderingFor(self, props: Any) -> Any:
         try:
-            value = yield props.render(Secret(self.secret))
+            value = yield super().getRenderingFor(props)
         except KeyError:
             log.msg(
-                f"anybox-ci: error: worker {self.worker}: secret {self.secret!r} not found; "
+                f"anybox-ci: error: worker {self.worker}: secret {self.secret_name!r} not found; "
                 "the worker cannot log in until the secret exists and the master reconfigures"
             )
             return secrets.token_urlsafe(32)
         return value
 
     def __repr__(self) -> str:
-        return f"WorkerPassword({self.worker!r}, {self.secret!r})"
+        return f"WorkerPassword({self.worker!r}, {self.secret_name!r})"

@@ -156,7 +156,7 @@ def read_form(args: Mapping[bytes, Any]) -> dict[str, Any]:
         else:
             unknown.append(name)
     if unknown:
-        raise ValueError(f"unexpected fields {shown(sorted(unknown))}")
+        raise ValueError(f"unexpected fields {', '.join(shown(n) for n in sorted(unknown)[:10])}")
     text = {name: _text(name, values) for name, values in names.items()}
     for required in ("repository", "revision", "author", "properties"):
         if not text.get(required):
