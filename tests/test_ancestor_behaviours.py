@@ -74,7 +74,7 @@ def rendered(value: Any, **properties: Any) -> Any:
 def polled(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """(repository, branches) of each poller, as Buildbot was given them."""
     return [
-        (p._config_kwargs["repourl"], list(p._config_kwargs["branches"]))
+        (p._config_kwargs.get("repourl") or p._config_args[0], list(p._config_kwargs["branches"]))
         for p in config["change_source"]
         if isinstance(p, changes.GitPoller)
     ]
@@ -106,7 +106,9 @@ def test_not_used_gives_one_builder_on_any_worker(tmp_path: Path) -> None:
 
 
 def test_not_used_with_another_build_for_line(tmp_path: Path) -> None:
-    workers = WORKERS.replace("private-bzr+ssh-access\n\n", "private-bzr+ssh-access\n    python 3.11\n\n")
+    workers = WORKERS.replace(
+        "private-bzr+ssh-access\n\n", "private-bzr+ssh-access\n    python 3.11\n\n"
+    )
     root = master(
         tmp_path,
         "[erp]\nbuildout = standalone b.cfg\nbuild-for =\n    postgresql not-used\n    python\n",
@@ -176,9 +178,7 @@ def test_pip_exists_action_is_the_buildout_step_environment(tmp_path: Path) -> N
 
 
 def test_pip_exists_action_is_checked(tmp_path: Path) -> None:
-    root = master(
-        tmp_path, "[w]\nbuildout = standalone b.cfg\nbuildout.pip-exists-action = wipe\n"
-    )
+    root = master(tmp_path, "[w]\nbuildout = standalone b.cfg\nbuildout.pip-exists-action = wipe\n")
     (error,) = loaded(root).diagnostics.errors
     assert error.message == "expected one of s, i, w, b, a, got 'wipe'"
 
@@ -246,14 +246,17 @@ def test_ancestor_step_sets(tmp_path: Path) -> None:
     every = {s.name: s for s in steps_of(config, "all")}
     assert "create_db" in every
     command = every["openerp_command_tests"].command
-    assert command[command.index("--") + 1 :][-5:] == [
-        "--all-modules",
-        "--exclude",
-        "auth_ldap",
-        "--exclude",
-        "document_ftp",
-        "--port={port}",
-    ][-5:]
+    assert (
+        command[command.index("--") + 1 :][-5:]
+        == [
+            "--all-modules",
+            "--exclude",
+            "auth_ldap",
+            "--exclude",
+            "document_ftp",
+            "--port={port}",
+        ][-5:]
+    )
     assert command[2] == "ports"
 
 
@@ -387,7 +390,7 @@ def test_a_section_without_buildout_is_a_change_source(tmp_path: Path) -> None:
     # a change there reaches every scheduler watching it
     (scheduler,) = [s for s in config["schedulers"] if s.name == "changes:erp"]
     change = Change("dev", ["a.py"], "fix", repository=addons, branch="17.0", revision="a" * 40)
-    assert scheduler.change_filter.filter_change(change)
+    assert scheduler._config_kwargs["change_filter"].filter_change(change)
 
 
 def test_a_watch_only_section_alone_polls(tmp_path: Path) -> None:

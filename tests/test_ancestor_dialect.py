@@ -84,8 +84,7 @@ def test_master_branch_files_load_with_the_expected_warnings(tmp_path: Path) -> 
         "'test-odoo', use 'install-modules-test'",
         f"{M}:100: warning: [functional-tests] functional.wait: deprecated option name, use "
         "'functional.timeout'",
-        "slaves.cfg:5: warning: [ci-pg] password: password written in clear; prefer "
-        "'secret:NAME'",
+        "slaves.cfg:5: warning: [ci-pg] password: password written in clear; prefer 'secret:NAME'",
         "slaves.cfg:14: warning: [ci-pg] slave_priority: deprecated option name, use 'priority'",
         "slaves.cfg:18: warning: [ci-selenium] passwd: deprecated option name, use 'password'",
         "slaves.cfg:18: warning: [ci-selenium] password: password written in clear; prefer "

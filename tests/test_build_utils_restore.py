@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from anybox_ci.devtools.pgcluster import Cluster as PgCluster
+from build_utils import dumps as dump_reader
 from build_utils import restore
 from tests.shipped import ship, summary_of
 from tests.test_build_utils_pgdb import WEIRD_NAME, Cluster, cluster  # noqa: F401 (fixture)
@@ -106,7 +107,7 @@ def dumps(
 
 @pytest.fixture
 def script(tmp_path: Path) -> Path:
-    return ship(tmp_path, "restore", "pgdb")
+    return ship(tmp_path, "restore", "pgdb", "dumps")
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def assert_odoo_restored(pg: Cluster, db: str, partners: str = PARTNERS) -> None
 
 def guarded(data: bytes, chunk: int, monkeypatch: pytest.MonkeyPatch) -> bytes:
     monkeypatch.setattr(restore, "CHUNK", chunk)
-    out = b"".join(restore.guarded_sql(io.BytesIO(data)))
+    out = b"".join(dump_reader.guarded_sql(io.BytesIO(data)))
     first, _, rest = out.partition(b"\n")
     assert first.startswith(b"\\restrict ") and len(first) > 40
     return rest
@@ -188,13 +189,13 @@ def test_formats_are_recognised_by_content(
         (b"SELECT 1;", "sql"),
         (tar.getvalue(), "tar"),
     ):
-        got = restore.open_dump(io.BytesIO(wrap(data)))
+        got = dump_reader.open_dump(io.BytesIO(wrap(data)))
         assert got[:2] == (compression, kind)
         assert got[2].read() == data
 
 
 def test_usage_errors(tmp_path: Path) -> None:
-    script = ship(tmp_path, "restore", "pgdb")
+    script = ship(tmp_path, "restore", "pgdb", "dumps")
     dump = tmp_path / "x.sql"
     dump.write_text("SELECT 1;")
     cases = [

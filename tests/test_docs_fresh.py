@@ -87,3 +87,65 @@ def test_main_check_exit_code_and_hint(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert docs.main(["--check", "--dest", str(dest)]) == 0
     assert capsys.readouterr().out == ""
+
+
+# ---------------------------------------------------------------- migration tables
+
+
+MIGRATION = REFERENCE.parent / "migration.md"
+
+
+def test_committed_migration_tables_are_fresh() -> None:
+    text = MIGRATION.read_text()
+    assert docs.BEGIN in text and docs.END in text
+    assert docs.with_migration_tables(text) == text, f"stale {MIGRATION}; {docs.FIX_HINT}"
+
+
+def test_every_ancestor_name_is_accepted() -> None:
+    """No name the ancestor knew is refused: each is same, renamed, ignored or removed."""
+    from anybox_ci.core.schema import (
+        ANCESTOR_MANIFEST_OPTIONS,
+        ANCESTOR_WORKER_OPTIONS,
+        REMOVED_MANIFEST_OPTIONS,
+    )
+    from anybox_ci.core.stepset_catalogue import ANCESTOR_STEP_SETS, BUILTIN
+
+    for name in ANCESTOR_MANIFEST_OPTIONS:
+        assert docs.option_status(name, MANIFEST_OPTIONS, REMOVED_MANIFEST_OPTIONS), name
+    for name in ANCESTOR_WORKER_OPTIONS:
+        assert docs.option_status(name, WORKER_OPTIONS), name
+    for kind, names in ANCESTOR_STEP_SETS.items():
+        for name in names:
+            assert docs.step_set_status(kind, name, BUILTIN), (kind, name)
+    assert "| refused |" not in docs.migration_markdown()
+
+
+def test_migration_rows_follow_the_schema() -> None:
+    """A renamed option, an ignored one and a step-set alias show as such; edit a copy of
+    the schema and the tables follow."""
+    tables = docs.migration_markdown()
+    assert "| `openerp-addons` | `odoo-addons` | renamed |  |" in tables
+    assert "| `slave_priority` | `priority` | renamed |  |" in tables
+    assert "| `packaging.vcs` |  | removed |" in tables
+    assert "| `virtualenv` | `virtualenv` | ignored |" in tables
+    assert "| `post-buildout-steps` | `update-openerp` | `update-modules` | renamed |  |" in tables
+    assert "| `db-steps` | `simple-create` | `simple_create` | renamed |  |" in tables
+    manifest = dict(MANIFEST_OPTIONS)
+    manifest["git-shallow"] = dataclasses.replace(manifest["git-shallow"], ignored="why not")
+    changed = docs.migration_markdown(manifest_options=manifest)
+    assert "| `git-shallow` | `git-shallow` | ignored | why not |" in changed
+    assert "| `git-shallow` | `git-shallow` | same |  |" in tables
+
+
+def test_stale_migration_tables_are_found(tmp_path: Path) -> None:
+    dest = tmp_path / "reference"
+    docs.generate(dest)
+    page = tmp_path / "migration.md"
+    page.write_text(f"# Migration\n\n{docs.BEGIN}\nold table\n{docs.END}\n\nmore\n")
+    assert docs.check(dest) == [str(page)]
+    assert str(page) in [str(p) for p in docs.generate(dest)]
+    assert docs.check(dest) == []
+    text = page.read_text()
+    assert text.startswith(f"# Migration\n\n{docs.BEGIN}\n")
+    assert text.endswith(f"{docs.END}\n\nmore\n")
+    assert "old table" not in text

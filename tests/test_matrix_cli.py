@@ -202,15 +202,31 @@ def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     ]
 
 
-def test_matrix_refuses_a_broken_configuration(
+def test_matrix_shows_a_broken_section_as_a_starting_master_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The broken section is left out (``broken``), the others are shown; exit 1."""
     root = make_master(tmp_path, MANIFEST + "colour = red\n")
+    rc, out, err = run(capsys, "matrix", str(root), "--json")
+    assert rc == 1
+    error = f"{root}/buildouts/MANIFEST.cfg:16: [nowhere] colour: unknown option"
+    assert err.splitlines() == [error]
+    data = json.loads(out)
+    assert set(data) == {"builders", "unmatched", "broken"}
+    assert data["broken"] == [{"buildout": "nowhere", "reason": error}]
+    assert data["unmatched"] == []
+    assert {b["buildout"] for b in data["builders"]} == {"erp", "site"}
+
+
+def test_matrix_refuses_an_error_of_no_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_master(tmp_path, workers=WORKERS + "max_builds = many\n")
     rc, out, err = run(capsys, "matrix", str(root), "--json")
     assert rc == 1
     assert out == ""
     assert err.splitlines() == [
-        f"{root}/buildouts/MANIFEST.cfg:16: [nowhere] colour: unknown option",
+        f"{root}/workers.cfg:16: [alpha] max_builds: expected an integer, got 'many'",
     ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,8 +34,9 @@ from anybox_ci.changes.protocol import (
     change_form,
 )
 from anybox_ci.core.vcs import codebase_name
+from anybox_ci.devtools.localmaster import http_request
 from anybox_ci.www.limits import BodyLimitedRequest, body_limit
-from tests.test_change_hook import FORGE, HookMaster, hook_master, make_change
+from tests.test_change_hook import FORGE, SECRET, USER, HookMaster, hook_master, make_change
 
 REPOS = ["d8", "d12", "d13", "sizes"]
 #: the matrix page, as AnyboxConfigurator adds it to a master with a web UI
@@ -108,6 +110,9 @@ def test_d12_inputs_that_gave_a_500_give_a_one_line_400(master: HookMaster) -> N
         code, body = master.hook(form)
         _one_line_400(code, body, reason)
     assert master.post("change_hook/anybox", fields=fields)[0] == 401  # no login, no look
+    query = urllib.parse.urlencode(fields)  # a GET (an <img> in a page...) adds nothing
+    code, raw = http_request(f"{master.url}change_hook/anybox?{query}", auth=(USER, SECRET))
+    _one_line_400(code, raw.decode(), "changes must be posted")
     assert master.changes(repository) == []
     assert master.hook(fields) == (200, "1 change found")
     log = master.log()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ..core.loader import Loaded, check, unmatched_warnings
 from ..devtools import localrun
@@ -141,15 +142,14 @@ def _row(
     master: Master,
     cell: str,
     section: str,
-    build: dict[str, object] | None,
+    build: dict[str, Any] | None,
     workers: dict[int, str],
     request: Request,
 ) -> CellResult:
     expected = "FAILURE" if section in request.expect_fail else "SUCCESS"
     if build is None:
         return CellResult(cell, "-", "TIMED OUT", request.timeout, None, "", expected)
-    worker = workers.get(int(str(build.get("workerid"))), "?")
-    return collect(master, dict(build), cell, worker, expected)
+    return collect(master, build, cell, workers.get(build["workerid"], "?"), expected)
 
 
 def _wait_for_interrupt() -> None:

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from .diagnostics import did_you_mean
 from .model import BuildoutSource, Offer, Watch
-from .vcs import VCS_NAMES, branch_error, url_error
+from .vcs import VCS_NAMES, branch_error, redact_url, url_error
 from .versions import Version
 
 SOURCE_TYPES = ("standalone", "git", "hg", "bzr", "gittag", "hgtag", "archive")
@@ -30,6 +30,11 @@ _SOURCE_ARITY = {
     "hgtag": ("URL", "FILE"),
     "archive": ("URL", "FILE"),
 }
+
+
+def _shown(text: str) -> str:
+    """A value as error messages quote it: URL passwords masked."""
+    return " ".join(redact_url(word) for word in text.split())
 
 
 def _split_kw(words: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -53,7 +58,7 @@ def parse_source(text: str, manifest_dir: Path) -> BuildoutSource:
     positional, keywords = _split_kw(rest)
     expected = _SOURCE_ARITY[kind]
     if len(positional) != len(expected):
-        raise ValueError(f"expected '{kind} {' '.join(expected)}', got {text.strip()!r}")
+        raise ValueError(f"expected '{kind} {' '.join(expected)}', got {_shown(text)!r}")
     bad_kw = set(keywords) - {"subdir"}
     if bad_kw:
         raise ValueError(f"unknown keyword {sorted(bad_kw)[0]!r} (only subdir= is allowed)")
@@ -83,10 +88,12 @@ def parse_watch(line: str) -> Watch:
     """Parse ``git URL BRANCH``, ``hg URL BRANCH`` or ``bzr URL``."""
     words = line.split()
     if not words or words[0] not in VCS_NAMES:
-        raise ValueError(f"expected 'git URL BRANCH', 'hg URL BRANCH' or 'bzr URL', got {line!r}")
+        raise ValueError(
+            f"expected 'git URL BRANCH', 'hg URL BRANCH' or 'bzr URL', got {_shown(line)!r}"
+        )
     want = 2 if words[0] == "bzr" else 3
     if len(words) != want:
-        raise ValueError(f"expected {want - 1} words after {words[0]!r}, got {line!r}")
+        raise ValueError(f"expected {want - 1} words after {words[0]!r}, got {_shown(line)!r}")
     if why := url_error(words[1]):
         raise ValueError(why)
     branch = words[2] if want == 3 else ""

@@ -94,6 +94,8 @@ buildout-options = odoo:src={odoo_src}
 build-for = {build_for}
 post-buildout-steps = install-modules-test
 odoo-addons = {addon}
+# cells side by side on one worker: each Odoo its own HTTP port
+odoo.use-port = true
 build-category = demo
 """
         )

@@ -211,6 +211,8 @@ class AnyboxHookHandler(BaseHookHandler):
         if self.unknown_options:
             raise ValueError(f"unknown options of the anybox change hook: {self.unknown_options}")
         try:
+            if getattr(request, "method", b"POST") != b"POST":
+                raise ValueError("changes must be posted (HTTP POST)")
             chdict = read_form(request.args or {})
             cid, vcs = self.validate(chdict)
         except ValueError as exc:
