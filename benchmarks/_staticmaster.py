@@ -256,17 +256,20 @@ class SourceWriter:
             return self._call(
                 self.expr(type(obj)), (), {"codebase": obj.codebase, "label": obj.label, **fields}
             )
-        return self._call(self.expr(type(obj)), (), self._parameter_kwargs(obj))
+        return self._call(self.expr(type(obj)), (), self._rebuild_kwargs(obj))
 
-    def _parameter_kwargs(self, obj: BaseParameter) -> dict[str, Any]:
-        """Constructor arguments of a force-form field, checked by building it again.
+    def _rebuild_kwargs(self, obj: Any) -> dict[str, Any]:
+        """Constructor arguments that build ``obj`` again, checked by building it.
 
         Named parameters come from attributes of the same name. A required one that is not
-        an attribute (a subclass passing it on as ``default``, say) is matched with the
-        attribute that rebuilds the same field. Whatever else differs from a field built
-        with those goes through ``**kwargs``, as BaseParameter keeps it."""
+        an attribute (a subclass passing it on under another name, say) is matched with the
+        attribute a marker value lands in. When the constructor takes ``**kwargs``, whatever
+        still differs from an object built with those goes through them (BaseParameter keeps
+        its keyword arguments as attributes)."""
         cls = type(obj)
-        state = vars(obj)
+        state = getattr(obj, "__dict__", None)
+        if state is None:
+            raise Unsupported(f"cannot spell a {cls.__qualname__}")
         params = inspect.signature(cls).parameters
         kwargs: dict[str, Any] = {}
         missing = []
@@ -274,30 +277,35 @@ class SourceWriter:
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
             if param.name in state:
-                kwargs[param.name] = state[param.name]
+                value = state[param.name]
+                if param.default is param.empty or not _same(value, param.default):
+                    kwargs[param.name] = value
             elif param.default is param.empty:
                 missing.append(param.name)
         for name in missing:
-            kwargs[name] = state[self._matching_attribute(obj, kwargs, name)]
-        probe = vars(cls(**kwargs))
-        taken = {self._aliases.get((cls, name), name) for name in missing}
-        for key, value in state.items():
-            if key not in kwargs and key not in taken and not _same(probe.get(key), value):
-                kwargs[key] = value
+            kwargs[name] = state[self._matching_attribute(obj, kwargs, missing, name)]
+        if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            probe = vars(cls(**kwargs))
+            taken = {self._aliases[(cls, name)] for name in missing}
+            for key, value in state.items():
+                if key not in kwargs and key not in taken and not _same(probe.get(key), value):
+                    kwargs[key] = value
         if fingerprint(cls(**kwargs)) != fingerprint(obj):
-            raise Unsupported(f"cannot rebuild a {cls.__qualname__} {obj.name!r}")
+            raise Unsupported(f"cannot rebuild a {cls.__qualname__} from its attributes")
         return kwargs
 
-    def _matching_attribute(self, obj: BaseParameter, kwargs: dict[str, Any], name: str) -> str:
+    def _matching_attribute(
+        self, obj: Any, kwargs: dict[str, Any], missing: list[str], name: str
+    ) -> str:
         """The attribute where ``cls(name=...)`` stores its value: the one a marker lands in."""
         cls = type(obj)
         if (cls, name) not in self._aliases:
-            marker = f"<{name} marker>"
+            markers = {m: f"<{m} marker>" for m in missing}
             try:
-                probe = vars(cls(**kwargs, **{name: marker}))
+                probe = vars(cls(**{**kwargs, **markers}))
             except Exception as exc:  # noqa: BLE001 - reported as what it means here
                 raise Unsupported(f"cannot build {cls.__qualname__}: {exc}") from exc
-            found = [attr for attr, value in probe.items() if value == marker]
+            found = [attr for attr, value in probe.items() if value == markers[name]]
             if len(found) != 1:
                 raise Unsupported(f"{cls.__qualname__}({name}=...) matches no one attribute")
             self._aliases[(cls, name)] = found[0]
@@ -314,24 +322,8 @@ class SourceWriter:
         return self._call(self.expr(type(obj)), obj._config_args, kwargs)
 
     def _by_signature(self, obj: Any) -> str:
-        """Constructor parameters that are attributes of the same name."""
-        state = getattr(obj, "__dict__", None)
-        if state is None:
-            raise Unsupported(f"cannot spell a {type(obj).__qualname__}")
-        kwargs = {}
-        for param in inspect.signature(type(obj)).parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                continue
-            if param.name not in state:
-                if param.default is param.empty:
-                    raise Unsupported(
-                        f"{type(obj).__qualname__}({param.name}=...) is not an attribute"
-                    )
-                continue
-            value = state[param.name]
-            if param.default is param.empty or not _same(value, param.default):
-                kwargs[param.name] = value
-        return self._call(self._cls(obj), (), kwargs)
+        """Constructor parameters rebuilt from attributes (see :meth:`_rebuild_kwargs`)."""
+        return self._call(self._cls(obj), (), self._rebuild_kwargs(obj))
 
     _DISPATCH: tuple[tuple[type | tuple[type, ...], Callable[[SourceWriter, Any], str]], ...] = (
         (list, _list),

@@ -183,6 +183,39 @@ BAD_INPUTS = [
         "{m}:3: [erp] nightly: time '2:30' given twice",
     ),
     (
+        "interpolation-to-nothing",
+        "[DEFAULT]\nroots = /srv\n\n[erp]\nbuildout = standalone b.cfg\n"
+        "doc.upload-dir = %(root)s/doc\n",
+        WORKERS,
+        {},
+        "{m}:6: [erp] doc.upload-dir: %(root)s refers to no option of [erp] or [DEFAULT] "
+        "(did you mean roots?)",
+    ),
+    (
+        "not-used-in-build-requires",
+        "[erp]\nbuildout = standalone b.cfg\nbuild-requires = postgresql not-used\n",
+        WORKERS,
+        {},
+        "{m}:3: [erp] build-requires: postgresql not-used: 'not-used' only has a meaning in "
+        "build-for (one builder, whatever the postgresql version); here, remove the line",
+    ),
+    (
+        "ancestor-archive-without-base-url",
+        "[erp]\nbuildout = archive subdir_prop archive_prop release.cfg\n",
+        WORKERS,
+        {},
+        "{m}:2: [erp] buildout: the ancestor's 'archive SUBDIR_PROPERTY ARCHIVE_PROPERTY FILE' "
+        "is fetched from 'packaging.base-url' (the URL serving 'packaging.root-dir'): set it, "
+        "or write 'archive URL FILE'",
+    ),
+    (
+        "bad-pip-exists-action",
+        "[erp]\nbuildout = standalone b.cfg\nbuildout.pip-exists-action = wipe  ; all\n",
+        WORKERS,
+        {},
+        "{m}:3: [erp] buildout.pip-exists-action: expected one of s, i, w, b, a, got 'wipe'",
+    ),
+    (
         "bad-watch-branch",
         "[erp]\nbuildout = standalone b.cfg\nwatch =\n    git https://e.com/a.git main\n"
         "    git https://e.com/b.git ma..in\n",

@@ -41,7 +41,7 @@ def test_check_warns_where_an_ignored_option_is_set(tmp_path: Path) -> None:
     loaded = check(root)
     m = root / "buildouts" / "MANIFEST.cfg"
     assert [str(d) for d in loaded.diagnostics.items] == [
-        f"{m}:2: warning: [erp] virtualenv: {schema.ignored_message(schema.VIRTUALENV.ignored)}",
+        f"{m}:2: warning: [DEFAULT] virtualenv: {schema.ignored_message(schema.VIRTUALENV.ignored)}",
         f"{m}:6: warning: [erp] odoo.http-port-min: "
         f"{schema.ignored_message(schema.ODOO_HTTP_PORT_MIN.ignored)}",
     ]

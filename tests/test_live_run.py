@@ -46,6 +46,18 @@ def processes_under(root: Path) -> list[str]:
     return found
 
 
+def table_rows(out: str) -> dict[str, list[str]]:
+    """The final table's rows by cell: the lines after its header, up to the blank line."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["cell", "worker"])
+    rows = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows[line.split()[0]] = line.split()
+    return rows
+
+
 def env_with_tmp(tmp: Path) -> dict[str, str]:
     tmp.mkdir(exist_ok=True)
     return dict(os.environ, TMPDIR=str(tmp))
@@ -66,7 +78,7 @@ def test_run_builds_the_selected_cells_and_prints_the_table(tmp_path: Path) -> N
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
     assert "Traceback" not in out + proc.stderr
     assert "[run] passing-pg15: step buildout" in out  # live progress
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if "-pg15 " in line}
+    rows = table_rows(out)
     assert set(rows) == {"passing-pg15", "failing-pg15"}  # --only
     assert rows["passing-pg15"][1:3] == ["local", "SUCCESS"]
     assert rows["passing-pg15"][4] == "2/0"
@@ -87,8 +99,8 @@ def test_an_unexpected_failure_exits_1(tmp_path: Path) -> None:
         timeout=900,
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("failing-pg15 ")]
-    assert row.split()[2:4] == ["FAILURE", "!"]
+    assert list(table_rows(proc.stdout)) == ["failing-pg15"]
+    assert table_rows(proc.stdout)["failing-pg15"][2:4] == ["FAILURE", "!"]
 
 
 def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:

@@ -547,3 +547,33 @@ def test_build_category_repeats_are_dropped(tmp_path: Path) -> None:
     )
     assert not diags.items
     assert found["a"].get(schema.BUILD_CATEGORY) == ("odoo", "v17")
+
+
+def test_read_manifests_knows_every_section(tmp_path: Path) -> None:
+    """What the starting master needs to leave one broken section out: the files, every
+    section name, and why a section is left out when only its parent is broken."""
+    from anybox_ci.core.manifest import read_manifests
+
+    write(tmp_path / "b.cfg", "[buildout]\n")
+    path = write(
+        tmp_path / "m.cfg",
+        "[a]\nbuildout = standalone b.cfg\n\n[loop1]\ninherit = loop2\n\n[loop2]\n"
+        "inherit = loop1\n\n[child]\ninherit = loop1\n\n[watched]\n"
+        "watch = git https://e.com/x.git main\npoll = true\n",
+    )
+    diags = Diagnostics()
+    found = read_manifests([path], diags)
+    assert [b.name for b in found.buildouts] == ["a"]
+    assert found.paths == (str(path),)
+    assert found.sections == {"a", "loop1", "loop2", "child", "watched"}
+    (watched,) = found.watch_sections
+    assert (watched.name, watched.line, watched.poll) == ("watched", 13, True)
+    assert watched.watches == (Watch("git", "https://e.com/x.git", "main"),)
+    # one error, at the loop; the others are left out because of it
+    assert [str(d) for d in diags.errors] == [
+        f"{path}:8: [loop2] inherit: inheritance loop: loop1 -> loop2 -> loop1"
+    ]
+    assert dict(found.silently_broken) == {
+        "loop1": f"{path}:5: [loop1] inherit: inherits from [loop2], which is broken",
+        "child": f"{path}:11: [child] inherit: inherits from [loop1], which is broken",
+    }

@@ -278,3 +278,15 @@ def test_real_master_starts_without_the_broken_sections(live_master: Master) -> 
         "gamma",
         "zeta",
     ]
+
+
+def test_sections_left_out_by_an_inherit_loop_are_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = master_dir(tmp_path, GOOD + "\n[x]\ninherit = y\n\n[y]\ninherit = x\n")
+    assert cli.main(["matrix", str(root), "--json"]) == 1
+    m = root / "buildouts" / "MANIFEST.cfg"
+    assert json.loads(capsys.readouterr().out)["broken"] == [
+        {"buildout": "x", "reason": f"{m}:6: [x] inherit: inherits from [y], which is broken"},
+        {"buildout": "y", "reason": f"{m}:9: [y] inherit: inheritance loop: x -> y -> x"},
+    ]

@@ -808,3 +808,28 @@ def test_master_cfg_can_override_a_capability(tmp_path: Path) -> None:
     names = sorted(b.name for b in d["builders"])
     assert names == ["erp-postgres15", "erp-postgres17"]
     assert by_name(d["builders"])["erp-postgres15"].properties["pgv"] == "15"
+
+
+# ---------------------------------------------------------------- secrets on workers (issue 11)
+
+
+def test_a_postgresql_password_adds_the_password_file_steps(tmp_path: Path) -> None:
+    workers = WORKERS.replace("postgresql 17 port=5434", "postgresql 17 port=5434 password=pg17")
+    d = configured(make_master(tmp_path, workers=workers))
+    names = [s.kwargs.get("name") for s in by_name(d["builders"])["erp-pg17"].factory.steps]
+    # written before the first step that connects, removed after the last one
+    assert names.index("pgpass") < names.index("bootstrap")
+    assert names[-1] == "remove_pgpass"
+    steps_by_name = {
+        s.kwargs.get("name"): s for s in by_name(d["builders"])["erp-pg17"].factory.steps
+    }
+    assert steps_by_name["pgpass"].kwargs["mode"] == 0o600
+
+
+def test_worker_secrets_lock_out_only_their_worker_when_missing(tmp_path: Path) -> None:
+    from anybox_ci.render.secrets import WorkerPassword
+
+    d = configured(make_master(tmp_path))
+    ci1 = next(w for w in d["workers"] if w.workername == "ci1")
+    assert isinstance(ci1.password, WorkerPassword)
+    assert ci1.password.secret_name == "worker-ci1"

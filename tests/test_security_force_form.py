@@ -12,6 +12,7 @@ D15 live: a watched URL's password never appears in ``/api/v2/forceschedulers``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +22,13 @@ from buildbot.schedulers.forcesched import ValidationError
 
 from anybox_ci.core.model import Watch
 from anybox_ci.core.vcs import codebase_name
-from anybox_ci.devtools.localmaster import Master, WorkerProcess, make_sample_repo, offer_line
+from anybox_ci.devtools.localmaster import (
+    Master,
+    WorkerProcess,
+    http_request,
+    make_sample_repo,
+    offer_line,
+)
 from anybox_ci.render.changes import CheckedParameter, force_scheduler
 from anybox_ci.render.factory import SourceGuard
 
@@ -128,9 +135,17 @@ odoo-addons = sample
         assert "https://ci:***@127.0.0.1:9/private.git" in shown
 
         payload = f"--upload-pack={script}"
+        builderid = str(master.builder_ids()[builder])
         for field in (f"{codebase}_branch", f"{codebase}_revision", "buildout-tag"):
-            with pytest.raises(RuntimeError, match="refused"):
-                master.force(builder, **{field: payload})
+            body = {
+                "jsonrpc": "2.0",
+                "method": "force",
+                "id": 1,
+                "params": {"builderid": builderid, field: payload},
+            }
+            status, answer = http_request(master.url + "api/v2/forceschedulers/force", body=body)
+            assert status == 400, answer
+            assert "refused" in json.dumps(json.loads(answer)["error"]), answer
         assert master.builds(builder) == []  # no build was even requested
 
         # the repository field is fixed: a posted one is ignored, the build fetches the
@@ -142,7 +157,8 @@ odoo-addons = sample
         buildset = master.get(f"buildsets/{bsid}")["buildsets"][0]
         stamps = {s["codebase"]: s["repository"] for s in buildset["sourcestamps"]}
         assert stamps[codebase] == url
-        assert "upload-pack" not in master.step_log(build["buildid"], "fetch_buildout")
+        fetch_log = master.step_log(build["buildid"], f"fetch_buildout-{codebase}")
+        assert "upload-pack" not in fetch_log
     finally:
         worker.stop()
         master.stop()

@@ -270,3 +270,24 @@ odoo-addons = sample
         worker.stop()
         master.stop()
     assert not marker.exists()
+
+
+def test_discovered_pins_never_become_buildout_options() -> None:
+    """A pin's names come from the discovery file (repository content): a section or name
+    that ``bin/buildout`` would read as an option is dropped, never put on its command line."""
+    from anybox_ci.core.discovered import Pin
+    from anybox_ci.render.autowatch import BuildoutCommand, safe_pin
+
+    good = Pin("developer", "sources", name="lib", line="git https://e.com/lib.git branch=main")
+    assert safe_pin(good)
+    assert safe_pin(Pin("recipe", "openerp", target="addons-oca"))
+    for hostile in (
+        Pin("developer", "-cevil.cfg", name="lib", line="git x"),
+        Pin("developer", "sources", name="--option", line="git x"),
+        Pin("developer", "sources", name="lib", line="git x\nother"),
+        Pin("recipe", "openerp", target="-x"),
+        Pin("recipe", "open erp", target="x"),
+    ):
+        assert not safe_pin(hostile), hostile
+    command = BuildoutCommand(["bin/buildout"], {"a": good, "b": Pin("developer", "-c", "x")})
+    assert list(command.pins) == ["a"]

@@ -89,8 +89,9 @@ class CellEnvSecrets(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         return self.run_step()
 
     def test_the_password_file_holds_the_secret(self) -> Any:
-        self._props()
         env = CellEnv(CapabilityRegistry())
+        self.setup_step(UtilStep(name="t", command=["true"]))
+        self._props()
         d = self.build.render(PgPassFile(env))
         d.addCallback(lambda text: self.assertEqual(text, pgpass_line("5433", PG_PASSWORD)))
         return d

@@ -46,10 +46,17 @@ def notify_push_command(
     notify_url: str | None = None,
     user: str | None = None,
     secret_file: str | os.PathLike[str] | None = None,
+    project: str = "",
+    codebase: str = "",
     program: Sequence[str] | None = None,
 ) -> list[str]:
     """The argv a hook runs; ``program`` defaults to this Python running this module, so the
-    hook works whether or not the ``anybox-ci`` script is on the pusher's PATH."""
+    hook works whether or not the ``anybox-ci`` script is on the pusher's PATH.
+
+    ``project`` and ``codebase`` are ignored: changes carry neither (the master gives each
+    watched repository and branch its codebase, and refuses a change naming another).
+    """
+    del project, codebase
     argv = list(program or [sys.executable, "-m", "anybox_ci.changes.pushhooks", "notify-push"])
     argv += ["--repository", repository, "--spool", os.fspath(spool)]
     if notify_url:

@@ -36,6 +36,10 @@ COMMANDS: dict[str, Command] = {
         "try anybox_ci: build and test the shipped sample buildouts here", "anybox_ci.cli.demo"
     ),
     "init": Command("create a new master folder, ready for 'buildbot start'", "anybox_ci.cli.init"),
+    "migrate": Command(
+        "rewrite the ancestor's manifests and workers files in today's names",
+        "anybox_ci.cli.migrate",
+    ),
     "update-mirrors": Command(
         "update the mirrors and tell the master about new commits", "anybox_ci.cli.update_mirrors"
     ),

@@ -51,6 +51,8 @@ class IniFile:
 
 def strip_inline_comment(text: str) -> str:
     """``text`` without a trailing `` ; comment`` (a ``;`` after a blank, outside ``"..."``)."""
+    if ";" not in text:
+        return text
     quoted = False
     for index, char in enumerate(text):
         if char == '"':

@@ -66,6 +66,8 @@ MAX_INTERPOLATION_DEPTH = 10
 
 def references(text: str) -> list[str]:
     """The names ``text`` refers to with ``%(name)s`` (lower case, Buildbot's excluded)."""
+    if "%(" not in text:
+        return []
     return [
         m["name"].lower()
         for m in _INTERPOLATION.finditer(text)

@@ -197,3 +197,35 @@ def _make_worker(
         db_prefix=values.get(schema.DB_PREFIX),
         properties=MappingProxyType({k: v.text for k, v in values.unknown.items()}),
     )
+
+
+def missing_secrets(
+    workers: Sequence[WorkerDef],
+    secrets_dir: Path,
+    diags: Diagnostics,
+    secret_options: Collection[str] = SECRET_OPTIONS,
+) -> None:
+    """Warn about each secret a worker names that has no file in ``secrets_dir``.
+
+    Only when that folder exists (a master.cfg may use another secrets provider). Such a
+    worker cannot log in, or its builds cannot reach their database, until the file exists
+    and the master reconfigures."""
+    if not secrets_dir.is_dir():
+        return
+    for worker in workers:
+        named = [(schema.PASSWORD.name, worker.password.secret)]
+        named += [
+            (schema.CAPABILITY.name, offer.options[key])
+            for offer in worker.offers
+            for key in sorted(secret_options)
+            if offer.options.get(key)
+        ]
+        for option, secret in named:
+            if secret and not (secrets_dir / secret).is_file():
+                diags.warning(
+                    worker.path,
+                    worker.line,
+                    worker.name,
+                    option,
+                    f"secret {secret[:100]!r} has no file in {secrets_dir}",
+                )

@@ -11,6 +11,7 @@ A missing or corrupt file is a warning, never an error.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,18 @@ from zope.interface import implementer
 
 from ..core.discovered import Pin, parse_discovered
 
+#: a buildout section, option or recipe target named by a pin: a plain word, never an
+#: option of ``bin/buildout`` (the discovery file is repository content)
+_PIN_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}\Z")
+
+
+def safe_pin(pin: Pin) -> bool:
+    """Whether a pin's names can go on the buildout command line."""
+    words = [pin.section, pin.name] if pin.kind == "developer" else [pin.section]
+    if pin.kind == "recipe" and not (pin.target and not pin.target.startswith("-")):
+        return False
+    return all(_PIN_WORD.match(word) for word in words) and "\n" not in pin.line + pin.target
+
 
 @implementer(IRenderable)
 class BuildoutCommand:
@@ -32,7 +45,7 @@ class BuildoutCommand:
 
     def __init__(self, argv: list[Any], pins: Mapping[str, Pin]):
         self.argv = argv
-        self.pins = dict(pins)
+        self.pins = {codebase: pin for codebase, pin in pins.items() if safe_pin(pin)}
 
     @defer.inlineCallbacks
     def getRenderingFor(self, props: Any) -> Any:

@@ -37,6 +37,8 @@ from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSets, util_a
 from .utils_bundle import BUNDLE_NAME
 
 CHECKOUT = "build"
+#: the largest discovery file a build may upload to the master (repository content)
+DISCOVERY_MAX_SIZE = 1 << 20
 CACHE = "%(prop:builddir)s/../anybox-ci-cache"
 
 
@@ -308,6 +310,7 @@ def make_factory(
                 name="upload_sources",
                 workersrc=util.Interpolate(dump),
                 masterdest=uploaded,
+                maxsize=DISCOVERY_MAX_SIZE,
                 workdir=".",
                 haltOnFailure=False,
                 flunkOnFailure=False,
