@@ -123,6 +123,9 @@ def test_nine_branch_files_load_with_the_expected_warnings(tmp_path: Path) -> No
         f"{M}:6: warning: [DEFAULT] bootstrap-virtualenv: "
         + since("the bootstrap always uses a per-worker virtualenv"),
         f"{M}:7: warning: [DEFAULT] virtualenv: " + since(schema.VIRTUALENV.ignored),
+        # the ancestor ignored it too: a section without buildout makes no builder
+        f"{M}:15: warning: [a.r.odoo] build-for: has no effect: a section without 'buildout' "
+        "only watches",
         f"{M}:27: warning: [odoo-recipe-10] watch: " + PRECEDENCE.format("master"),
         f"{M}:37: warning: [addons-list] post-buildout-steps: deprecated step set name "
         "'update-odoo', use 'update-modules'",

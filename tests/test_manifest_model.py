@@ -502,7 +502,7 @@ def test_worker_default_section(tmp_path: Path) -> None:
 
 def test_workers_from_several_files_in_order(tmp_path: Path) -> None:
     first = write(tmp_path / "workers.cfg", "[a]\npassword = secret:a\n")
-    second = write(tmp_path / "workers.d" / "b.cfg", "[b]\npassword = secret:b\n")
+    second = write(tmp_path / "workers.d" / "b.cfg", "[b]\npassword = secret:worker-b\n")
     diags = Diagnostics()
     loaded = load_workers([first, second], diags)
     assert [(w.name, w.path) for w in loaded] == [("a", str(first)), ("b", str(second))]

@@ -209,3 +209,14 @@ def test_packaging_upload_is_linked(tmp_path: Path) -> None:
     upload = found["upload_package"]
     assert fmt(upload.masterdest) == "/srv/releases/%(kw:a)s"
     assert fmt(upload.url) == "https://dl.example.com/releases/%(kw:a)s"
+
+
+# ---------------------------------------------------------------- install-modules-test
+
+
+def test_odoo_test_tags_select_the_tests(tmp_path: Path) -> None:
+    found = rendered(tmp_path, "odoo.test-tags = /anybox_ci_sample:TestSample\n")
+    command = wrapped(found["install_modules_test"])
+    assert command[-1] == "--test-tags=/anybox_ci_sample:TestSample"
+    plain = rendered(tmp_path / "plain", "")
+    assert not [a for a in wrapped(plain["install_modules_test"]) if "--test-tags" in str(a)]

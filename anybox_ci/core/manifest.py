@@ -174,6 +174,11 @@ def read_manifests(
             sections[name] = _ManifestSection(section, ini)
 
     step_sets = {kind.name: catalogue.names(kind) for kind in KINDS}
+    parents = {
+        value.text.strip()
+        for entry in sections.values()
+        if (value := entry.section.options.get(schema.INHERIT.name)) is not None
+    }
     first_section_diag = len(diags.items)
     cache: dict[str, _Raw | None] = {}
     silent: dict[str, str] = {}
@@ -183,7 +188,7 @@ def read_manifests(
         raw = _inherited_raw(name, sections, diags, cache, silent)
         if raw is None:
             continue
-        made = _make_buildout(name, entry, raw, diags, step_sets)
+        made = _make_buildout(name, entry, raw, diags, step_sets, name in parents)
         if isinstance(made, Buildout):
             buildouts.append(made)
         elif made is not None:
@@ -315,8 +320,16 @@ def _known_raw(name: str, raw: _Raw) -> dict[str, RawValue]:
     }
 
 
+#: what a section without ``buildout`` reads
+_WATCH_SECTION_OPTIONS = (schema.WATCH.name, schema.POLL.name)
+
+
 def _watch_section(
-    name: str, entry: _ManifestSection, raw: dict[str, RawValue], diags: Diagnostics
+    name: str,
+    entry: _ManifestSection,
+    raw: dict[str, RawValue],
+    diags: Diagnostics,
+    is_parent: bool,
 ) -> WatchSection | None:
     """A section without ``buildout``: a change source when it has watch lines."""
     path, line = entry.section.path, entry.section.line
@@ -324,7 +337,17 @@ def _watch_section(
     if written is None or not schema.WATCH.kind.parse(written.text):
         diags.warning(path, line, name, "", f"no {schema.BUILDOUT.name!r} option: section ignored")
         return None
-    wanted = {k: v for k, v in raw.items() if k in (schema.WATCH.name, schema.POLL.name)}
+    if not is_parent:
+        for key in entry.section.options:
+            if key in _MANIFEST_NAMES and key not in (*_WATCH_SECTION_OPTIONS, schema.INHERIT.name):
+                diags.warning(
+                    path,
+                    entry.section.options[key].line,
+                    name,
+                    key,
+                    f"has no effect: a section without {schema.BUILDOUT.name!r} only watches",
+                )
+    wanted = {k: v for k, v in raw.items() if k in _WATCH_SECTION_OPTIONS}
     values = resolve_options(wanted, schema.MANIFEST_OPTIONS, name, diags, names=_MANIFEST_NAMES)
     watches = []
     for text in values.get(schema.WATCH):
@@ -373,6 +396,7 @@ def _make_buildout(
     inherited: _Raw,
     diags: Diagnostics,
     step_sets: Mapping[str, Mapping[str, StepSetSpec]],
+    is_parent: bool = False,
 ) -> Buildout | WatchSection | None:
     path, line = entry.section.path, entry.section.line
     if not NAME_RE.match(name):
@@ -388,7 +412,7 @@ def _make_buildout(
     raw = _known_raw(name, inherited)
     src_raw = raw.get(schema.BUILDOUT.name)
     if src_raw is None:
-        return _watch_section(name, entry, raw, diags)
+        return _watch_section(name, entry, raw, diags, is_parent)
     values = resolve_options(
         raw,
         schema.MANIFEST_OPTIONS,

@@ -279,6 +279,14 @@ INSTALL_AS_UPGRADE: Option[bool] = Option(
 ODOO_USE_PORT: Option[bool] = Option(
     "odoo.use-port", BOOL, False, "Give Odoo a reserved free HTTP port during tests."
 )
+ODOO_TEST_TAGS: Option[str] = Option(
+    "odoo.test-tags",
+    STR,
+    "",
+    "Odoo's `--test-tags` for `install-modules-test`, to run a chosen subset of the tests "
+    "(Odoo 12 and later); empty runs every test of the installed modules.",
+    example="/anybox_ci_sample:TestSample",
+)
 _PORT_RANGE_IGNORED = (
     "ports are chosen by the kernel and locked by the worker (no range to scan, no race)"
 )
@@ -594,6 +602,7 @@ MANIFEST_OPTIONS: dict[str, Option[Any]] = _table(
     INSTALL_DEMO_DATA,
     INSTALL_AS_UPGRADE,
     ODOO_USE_PORT,
+    ODOO_TEST_TAGS,
     ODOO_HTTP_PORT_MIN,
     ODOO_HTTP_PORT_MAX,
     ODOO_HTTP_PORT_STEP,

@@ -66,6 +66,14 @@ def master_cfg_override(manifests: Sequence[Path], title: str) -> str:
     )
 
 
+def ensure_role(cluster: Cluster, role: str) -> None:
+    """A login role that may create databases, made once (a cluster may be reused)."""
+    cluster.psql(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+        f"'{role}') THEN CREATE ROLE {role} LOGIN CREATEDB; END IF; END$$"
+    )
+
+
 @contextlib.contextmanager
 def _no_interrupt() -> Iterator[None]:
     """Let the cleanup finish when Ctrl-C is pressed again while stopping."""
@@ -94,6 +102,8 @@ class LocalRun:
     #: the worker's buildout egg and download caches, kept between runs (None: throwaway)
     buildout_cache: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    #: running clusters the caller owns (a test session's), offered as well as the ones
+    #: started here for ``majors``; only the latter are stopped
     clusters: list[Cluster] = field(default_factory=list)
     master: Master | None = None
     worker: WorkerProcess | None = None
@@ -112,14 +122,16 @@ class LocalRun:
 
     def _start(self, stack: ExitStack) -> Master:
         env = {**tool_env(), **self.env}
+        self.root.mkdir(parents=True, exist_ok=True)
         for major in self.majors:
             install = ensure_binaries(major, progress=self.say)
             cluster = Cluster(install, self.root / f"pg{major}")
             self.say(f"starting PostgreSQL {install.version}")
             stack.callback(cluster.stop)
             cluster.start()
-            cluster.psql(f"CREATE ROLE {BUILD_ROLE} LOGIN CREATEDB")
             self.clusters.append(cluster)
+        for cluster in self.clusters:  # the caller's running ones too
+            ensure_role(cluster, BUILD_ROLE)
         offers = [offer_line(c, BUILD_ROLE) for c in self.clusters] + list(self.capabilities)
         password = secrets.token_urlsafe(16)
         master = self.master = Master(self.root / "master", env=env)

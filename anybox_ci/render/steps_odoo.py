@@ -42,6 +42,9 @@ def install_modules_test(ctx: StepContext) -> list[BuildStep]:
     scripts = ctx.get(schema.TEST_COMMAND)
     command: list[Any] = list(scripts[0]) if scripts else [f"bin/test_{ctx.part}"]
     command += ["-i", _addons(ctx), "-d", TESTING_DB]
+    tags = ctx.get(schema.ODOO_TEST_TAGS)
+    if tags:
+        command.append(f"--test-tags={tags}")
     if ctx.get(schema.ODOO_USE_PORT):
         command += ["--http-port=0"]
     return _odoo_run(ctx, "install_modules_test", "test.log", command)

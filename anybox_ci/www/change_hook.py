@@ -6,6 +6,14 @@ valid git ref name (so no hostile string ever reaches a build), or a malformed r
 acknowledges without adding a change it has already added (same ``anybox_ci_change_id``), so a
 client that lost an acknowledgement can safely post again.
 
+It reads the form itself (:func:`read_form`), not through Buildbot's base handler: only the
+fields the senders send, each once, as UTF-8, within the size limits of
+:mod:`anybox_ci.changes.protocol` (comments, author, each file path, the number of files,
+properties); a time must be a finite number the database can hold. A change naming a project,
+or a codebase other than the one the configuration gives its repository and branch, is
+refused: such a copy would build nothing, yet make the genuine change look like a replay. The
+body itself is limited before it is read (:mod:`anybox_ci.www.limits`).
+
 Buildbot builds the dialect handler once and keeps its options until the master restarts, so
 the watched repositories are not hook options: they live in ``KNOWN_REPOSITORIES``, which the
 configurator refreshes at every (re)configuration.
