@@ -107,7 +107,7 @@ def test_git_hook_delivers_to_the_master_at_push_time(
         result = push(work, "origin", "main")
         assert "1 delivered, 0 still spooled" in result.stderr
         assert [r["form"]["revision"] for r in rec.requests] == [rev]
-        assert rec.requests[0]["form"]["project"] == "erp"
+        assert "project" not in rec.requests[0]["form"]
     finally:
         rec.close()
     assert "pw" not in (repo / "hooks" / "post-receive").read_text().replace("push", "")

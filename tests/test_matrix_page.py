@@ -71,3 +71,17 @@ def test_configurator_adds_the_page_to_the_web_ui(tmp_path) -> None:
 def test_page_outside_a_master_is_refused() -> None:
     status, body = _call(MatrixPage(_matrix()), "GET")
     assert status.startswith("403") and b"erp-pg15" not in body
+
+
+def test_broken_buildouts_are_shown_with_their_reason() -> None:
+    from dataclasses import replace
+
+    from anybox_ci.core.plan import Broken
+
+    reason = (
+        "/m/MANIFEST.cfg:7: [crm] db-steps: unknown step set 'restor' (did you mean 'restore'?)"
+    )
+    page = render_html(replace(_matrix(), broken=(Broken("crm", reason),)))
+    assert "<table id='broken'>" in page
+    assert "<td>crm</td>" in page and "did you mean &#x27;restore&#x27;" in page
+    assert "id='broken'" not in render_html(_matrix())

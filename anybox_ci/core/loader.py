@@ -14,7 +14,7 @@ from pathlib import Path
 from . import schema
 from .capabilities import CapabilityRegistry
 from .diagnostics import Diagnostic, Diagnostics, Severity
-from .discovered import Pin, pins_by_codebase, read_discovered, watch_file
+from .discovered import Pin, load_discovered, pins_by_codebase, read_allow_prefixes
 from .layout import URL_REWRITES, master_paths
 from .manifest import read_manifests
 from .model import Config, Watch
@@ -194,9 +194,10 @@ def _with_discovered(
 ) -> tuple[Config, dict[str, dict[str, Pin]]]:
     """Add the sources that builds discovered to auto-watch buildouts."""
     buildouts, pins = [], {}
+    allow = read_allow_prefixes(basedir, diags)
     for buildout in config.buildouts:
         if buildout.get(schema.AUTO_WATCH):
-            found = read_discovered(watch_file(basedir, buildout.name), diags, buildout.name)
+            found = load_discovered(basedir, buildout, diags, allow)
             extra = tuple(w for w, _ in found if w not in buildout.all_watches)
             buildout = replace(buildout, watches=buildout.watches + extra)
             pins[buildout.name] = pins_by_codebase(found)

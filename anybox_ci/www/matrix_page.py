@@ -41,6 +41,13 @@ def render_html(matrix: Matrix) -> str:
         f"<td>{esc(u.reason)}</td></tr>"
         for u in matrix.unmatched
     ]
+    broken = [f"<tr><td>{esc(b.buildout)}</td><td>{esc(b.reason)}</td></tr>" for b in matrix.broken]
+    broken_table = (
+        "<h2>Broken</h2><p>Left out of this master until fixed.</p><table id='broken'>"
+        "<tr><th>buildout</th><th>reason</th></tr>" + "".join(broken) + "</table>"
+        if broken
+        else ""
+    )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>anybox_ci matrix</title>"
         f"<style>{_STYLE}</style></head><body><div class='anybox-matrix'>"
@@ -49,7 +56,11 @@ def render_html(matrix: Matrix) -> str:
         "<table id='builders'><tr><th>builder</th><th>buildout</th><th>workers</th>"
         "<th>properties</th></tr>" + "".join(rows) + "</table>"
         "<h2>Unmatched</h2><table id='unmatched'><tr><th>buildout</th><th>cell</th>"
-        "<th>reason</th></tr>" + "".join(missing) + "</table></div></body></html>"
+        "<th>reason</th></tr>"
+        + "".join(missing)
+        + "</table>"
+        + broken_table
+        + "</div></body></html>"
     )
 
 
