@@ -7,12 +7,16 @@ that builds run against several real server versions, so tests use real servers 
 Fixtures:
 - `pg_versions` (session): the majors, as a list of ints;
 - `pg_clusters` (session): `{major: Cluster}`, all started, all stopped at the end;
-- `pg_major` / `pg_cluster`: a test asking for them runs once per major.
+- `pg_major` / `pg_cluster`: a test asking for them runs once per major;
+- `pg_password_cluster` (session): a cluster of the newest major that trusts nobody: every
+  connection, over the socket or loopback, must log in with a password (`scram-sha-256`);
+  the superuser's is `cluster.password`. A client that gets in there really sent a password.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -73,3 +77,20 @@ def pg_clusters(
 def pg_cluster(pg_clusters: dict[int, Cluster], pg_major: int) -> Cluster:
     """The session cluster of the major this test instance runs for."""
     return pg_clusters[pg_major]
+
+
+@pytest.fixture(scope="session")
+def pg_password_cluster(
+    pg_versions: list[int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A running cluster of the newest major with SCRAM passwords only, for the session."""
+    major = max(pg_versions)
+    password = "su-" + secrets.token_urlsafe(18)
+    cluster = Cluster(
+        ensure_binaries(major), tmp_path_factory.mktemp(f"pg{major}-scram-"), password=password
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

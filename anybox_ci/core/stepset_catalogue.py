@@ -48,6 +48,8 @@ class StepSetSpec:
     requires: tuple[Option[Any], ...] = ()
     #: why an ancestor step set is accepted but does nothing (warned where it is named)
     ignored: str = ""
+    #: options of which at least one must have a value when the step set is used
+    requires_any: tuple[Option[Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ def _spec(
     *aliases: str,
     requires: tuple[Option[Any], ...] = (),
     ignored: str = "",
+    requires_any: tuple[Option[Any], ...] = (),
 ) -> StepSetSpec:
-    return StepSetSpec(kind, name, doc, aliases, requires, ignored)
+    return StepSetSpec(kind, name, doc, aliases, requires, ignored, requires_any)
 
 
 _DL, _DB, _POST = schema.POST_DL_STEPS, schema.DB_STEPS, schema.POST_BUILDOUT_STEPS
@@ -97,8 +100,10 @@ SIMPLE_CREATE = _spec(
 RESTORE = _spec(
     _DB,
     "restore",
-    "Create an empty test database and fill it with `db-restore-command`.",
-    requires=(schema.DB_RESTORE_COMMAND,),
+    "Restore a dump (`restore.dump` or `restore.url`) into the test database, cached as a "
+    "template per dump and PostgreSQL server, neutralised (`restore.neutralize`); without "
+    "a dump, create an empty test database and fill it with `db-restore-command`.",
+    requires_any=(schema.RESTORE_DUMP, schema.RESTORE_URL, schema.DB_RESTORE_COMMAND),
 )
 PG_REMOTE_COPY = _spec(
     _DB,
@@ -169,6 +174,14 @@ PACKAGING = _spec(
     "packaging",
     "Make a tarball of the built buildout and upload it to `packaging.upload-dir`.",
 )
+UPGRADE_TEST = _spec(
+    _POST,
+    "upgrade-test",
+    "Check out the last release (the nearest version tag, or `upgrade-test.from`) beside the "
+    "build, run its buildout, install `odoo-addons` with it into the test database (unless a "
+    "db step filled it, e.g. a restored dump), then update them with the code under test "
+    "(`-u`) and run their tests; a failing migration names its module.",
+)
 AUTOCOMMIT = _spec(
     _POST,
     "autocommit",
@@ -193,6 +206,7 @@ BUILTIN = Catalogue(
         DOC,
         FUNCTIONAL,
         PACKAGING,
+        UPGRADE_TEST,
         AUTOCOMMIT,
     )
 )

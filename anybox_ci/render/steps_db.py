@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from buildbot.interfaces import IRenderable
+from buildbot.plugins import util
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import SUCCESS, WARNINGS
+from twisted.internet import defer
+from zope.interface import implementer
 
 from ..core import schema
 from ..core import stepset_catalogue as catalogue
@@ -32,14 +36,99 @@ def _create_db(env: CellEnv, template: str, timeout: int) -> BuildStep:
     )
 
 
-def restore(ctx: StepContext) -> list[BuildStep]:
-    """Create an empty test database and fill it with ``db-restore-command``."""
-    command = ctx.get(schema.DB_RESTORE_COMMAND) or ()
+#: the variable holding ``restore.auth-secret`` in the restore step's environment only
+AUTH_ENV = "ANYBOX_CI_RESTORE_AUTH"
+
+
+@implementer(IRenderable)
+@dataclass(frozen=True)
+class SecretEnv:
+    """A step's environment: ``base`` plus one variable holding a Buildbot secret.
+
+    Buildbot replaces the secret's value in every log line the master receives; the step
+    must also not log its environment (``logEnviron=False``), which the worker would write
+    to its own twistd.log."""
+
+    base: Any
+    variable: str
+    secret: str
+
+    @defer.inlineCallbacks
+    def getRenderingFor(self, props: Any) -> Any:
+        env = yield props.render(self.base)
+        result = dict(env or {})
+        result[self.variable] = yield props.render(util.Secret(self.secret))
+        return result
+
+
+def extra_databases(ctx: StepContext) -> list[Any]:
+    """The databases of ``restore.map``: ``<test database>_NAME`` each."""
     return [
-        ctx.shell(
-            "restore_db", ctx.util_argv("pgdb", "restore", "--name", TESTING_DB, "--", *command)
-        )
+        util.Interpolate("%(prop:testing_db)s_" + name)
+        for name, _member in ctx.get(schema.RESTORE_MAP)
     ]
+
+
+def _neutralize_command(ctx: StepContext) -> list[str]:
+    how = ctx.get(schema.RESTORE_NEUTRALIZE)
+    if how == "none":
+        return ["--no-neutralize"]
+    if how == "sql":
+        return []
+    # Odoo subcommands come first; the start command's own options after them
+    given = ctx.get(schema.START_COMMAND)
+    start: list[str] = list(given) if given else [f"bin/start_{ctx.part}"]
+    return ["--", start[0], "neutralize", *start[1:], "-d", "{db}"]
+
+
+def restore(ctx: StepContext) -> list[BuildStep]:
+    """Restore a dump into the test database (cached as a template per dump and server,
+    neutralised); without a dump, fill an empty one with ``db-restore-command``."""
+    dump, url = ctx.get(schema.RESTORE_DUMP), ctx.get(schema.RESTORE_URL)
+    if not dump and not url:
+        command = ctx.get(schema.DB_RESTORE_COMMAND)
+        if not command:
+            raise ValueError(
+                "step set 'restore' needs a dump (restore.dump or restore.url) or a "
+                "db-restore-command"
+            )
+        return [
+            ctx.shell(
+                "restore_db",
+                ctx.util_argv("pgdb", "restore", "--name", TESTING_DB, "--", *command),
+            )
+        ]
+    if dump and url:
+        raise ValueError("restore.dump and restore.url are two sources: give one")
+    secret = ctx.get(schema.RESTORE_AUTH_SECRET)
+    if secret and not url:
+        raise ValueError("restore.auth-secret goes with restore.url")
+    member = ctx.get(schema.RESTORE_MEMBER)
+    extra = ctx.get(schema.RESTORE_MAP)
+    if extra and not member:
+        raise ValueError("restore.map needs restore.member: the test database's own dump")
+    argv: list[Any] = ["restore"]
+    if member:
+        argv.append(util.Interpolate("--map=%(prop:testing_db)s=%(kw:m)s", m=member))
+        for (_name, path), db in zip(extra, extra_databases(ctx), strict=True):
+            argv.append(util.Interpolate("--map=%(kw:db)s=%(kw:m)s", db=db, m=path))
+    else:
+        argv.append(util.Interpolate("--name=%(prop:testing_db)s"))
+    argv.append(f"--dump={dump}" if dump else f"--url={url}")
+    if secret:
+        argv.append(f"--auth-env={AUTH_ENV}")
+    sha = ctx.get(schema.RESTORE_SHA256)
+    if sha:
+        argv.append(f"--sha256={sha}")
+    if not ctx.get(schema.RESTORE_CACHE):
+        argv.append("--no-cache")
+    elif ctx.get(schema.RESTORE_SPARE):
+        argv.append("--spare")
+    argv += _neutralize_command(ctx)
+    kwargs: dict[str, Any] = {}
+    if secret:
+        kwargs = {"env": SecretEnv(ctx.env, AUTH_ENV, secret), "logEnviron": False}
+    return [ctx.shell("restore_db", ctx.util_argv(*argv), **kwargs)]
 
 
 #: how the ancestor's manifests said "no option" for ``pg_remote_copy.db_option``
@@ -75,7 +164,24 @@ def cleanup_steps(ctx: StepContext) -> list[BuildStep]:
     policy = ctx.get(schema.DB_CLEANUP)
     if policy == "never" or not ctx.get(schema.DB_STEPS):
         return []
-    return [_drop_db(ctx.env, policy, ctx.get(schema.TEST_TIMEOUT))]
+    result = [_drop_db(ctx.env, policy, ctx.get(schema.TEST_TIMEOUT))]
+    if catalogue.RESTORE.name in ctx.get(schema.DB_STEPS):
+        for i, name in enumerate(extra_databases(ctx), start=1):
+            result.append(
+                UtilStep(
+                    name=f"drop_db_{i}",
+                    command=util_argv("pgdb", "drop", "--name", name),
+                    workdir=".",
+                    env=ctx.env,
+                    timeout=ctx.get(schema.TEST_TIMEOUT),
+                    alwaysRun=True,
+                    doStepIf=_DropWhen(policy),
+                    haltOnFailure=False,
+                    flunkOnFailure=False,
+                    warnOnFailure=True,
+                )
+            )
+    return result
 
 
 @lru_cache(maxsize=1024)

@@ -100,14 +100,18 @@ class ConfinedDirectoryUpload(_Confined, steps.DirectoryUpload):
 
 @implementer(IRenderable)
 class ArchiveName:
-    """``PREFIX-VERSION.tar.gz``: VERSION is the buildout's ``got_revision`` when that is a
-    plain token (see :data:`VERSION_RE`), else ``build<N>``."""
+    """``PREFIX-VERSION.tar.gz``: VERSION is the build's ``release_version`` (last version
+    tag plus commits since), else the buildout's ``got_revision``, when that is a plain token
+    (see :data:`VERSION_RE`), else ``build<N>``."""
 
     def __init__(self, prefix: str, codebase: str):
         self.prefix = prefix
         self.codebase = codebase
 
     def getRenderingFor(self, props: Any) -> str:
+        version = safe_version(props.getProperty("release_version"))
+        if version is not None:
+            return f"{self.prefix}-{version}.tar.gz"
         got = props.getProperty("got_revision")
         if isinstance(got, dict):
             got = got.get(self.codebase)

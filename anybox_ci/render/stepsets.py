@@ -9,7 +9,7 @@ configurator.
 
 from __future__ import annotations
 
-from . import steps_db, steps_generic, steps_odoo
+from . import steps_db, steps_generic, steps_odoo, steps_release
 from .steps_db import cleanup_steps
 from .stepset_registry import (
     TESTING_DB,
@@ -20,7 +20,12 @@ from .stepset_registry import (
 )
 
 DEFAULT_STEP_SETS = StepSets()
-for _spec, _func in (*steps_db.STEP_SETS, *steps_odoo.STEP_SETS, *steps_generic.STEP_SETS):
+for _spec, _func in (
+    *steps_db.STEP_SETS,
+    *steps_odoo.STEP_SETS,
+    *steps_generic.STEP_SETS,
+    *steps_release.STEP_SETS,
+):
     DEFAULT_STEP_SETS.implement(_spec)(_func)
 
 register = DEFAULT_STEP_SETS.register

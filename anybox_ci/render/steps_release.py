@@ -1,0 +1,286 @@
+"""Release step sets: the continuous version of a build, and the upgrade test.
+
+- :func:`version_steps` runs ``build_utils/version.py`` in the buildout's checkout: the
+  build gets ``release_version`` (the nearest version tag plus the commits since it, or
+  ``0.0.N``), ``release_tag`` and ``release_distance``. Build output is untrusted (the tag
+  names come from the repository), so each value must match a strict rule before it
+  becomes a property, and :class:`VersionStep` sets no other property;
+- :func:`upgrade_test` (``post-buildout-steps = upgrade-test``) checks out the last release
+  beside the build (``upgrade-from/``), runs its buildout, installs ``odoo-addons`` with it
+  into the test database (unless a db step already filled it, e.g. a restored dump), then
+  updates them with the code under test and runs their tests. A failing migration script is
+  named with its module (:class:`UpgradeStep`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+from buildbot.plugins import util
+from buildbot.process import logobserver
+from buildbot.process.buildstep import BuildStep
+from buildbot.process.results import FAILURE, SUCCESS
+from twisted.internet import defer
+
+from ..core import schema
+from ..core import stepset_catalogue as catalogue
+from .buildsteps import BUILDOUT_CACHE_LOCK, UtilStep
+from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSet
+
+#: the buildout types whose checkout has a history to count commits in
+VERSIONED_TYPES = {"git": "git", "gittag": "git", "hg": "hg", "hgtag": "hg"}
+#: where Buildbot and build_utils check the buildout out, in the builder's folder
+CHECKOUT = "build"
+#: where the upgrade test checks out the release it upgrades from
+UPGRADE_DIR = "upgrade-from"
+
+#: what each property printed by version.py must look like to be kept
+RELEASE_RULES = {
+    "release_version": re.compile(r"\d[0-9A-Za-z.+_-]{0,63}\Z"),
+    "release_tag": re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._/+@-]{0,199})?\Z"),
+    "release_distance": re.compile(r"\d{1,9}\Z"),
+}
+
+
+def release_value(name: str, value: str) -> str | None:
+    """``value`` when it may become the property ``name``, else None."""
+    rule = RELEASE_RULES.get(name)
+    if rule is None or not rule.match(value):
+        return None
+    if name == "release_tag" and (".." in value or value.endswith((".lock", "/"))):
+        return None
+    return value
+
+
+class _ReleaseObserver(logobserver.LogLineObserver):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+
+    def outLineReceived(self, line: str) -> None:
+        key, sep, value = line.partition("=")
+        if sep and key in RELEASE_RULES:
+            checked = release_value(key, value.strip())
+            if checked is not None:
+                self.values[key] = checked
+            else:
+                self.values.pop(key, None)  # a bad value never leaves an older good one
+
+
+class VersionStep(UtilStep):
+    """Runs ``version.py``; sets the ``release_*`` properties it printed, if well-formed."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("exports", ())
+        super().__init__(**kwargs)
+        self.release = _ReleaseObserver()
+        self.addLogObserver("stdio", self.release)
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        result = yield super().run()
+        values = self.release.values
+        if result == SUCCESS and "release_version" not in values:
+            yield self.addCompleteLog("refused", "version.py printed no valid release_version\n")
+            return FAILURE
+        for key, value in values.items():
+            self.setProperty(key, int(value) if key == "release_distance" else value, self.name)
+        return result
+
+
+def version_steps(ctx: StepContext) -> list[BuildStep]:
+    """``release_version`` of a git or hg buildout (none for other types)."""
+    vcs = VERSIONED_TYPES.get(ctx.buildout.source.type)
+    if vcs is None:
+        return []
+    return [
+        VersionStep(
+            name="release_version",
+            command=ctx.util_argv(
+                "version",
+                "--vcs",
+                vcs,
+                f"--pattern={ctx.get(schema.RELEASE_TAG_PATTERN)}",
+                "--",
+                CHECKOUT,
+            ),
+            workdir=".",
+            env=ctx.env,
+            haltOnFailure=True,
+            timeout=ctx.get(schema.TEST_TIMEOUT),
+        )
+    ]
+
+
+# ---------------------------------------------------------------- upgrade test
+
+#: Odoo (8 to 18) logs ``module NAME: Running migration [VERSION] STAGE`` before each script
+MIGRATION_RE = re.compile(r"\bmodule (?P<module>[\w.]+): Running migration\b")
+#: Odoo's failing module during an update: ``... odoo.modules.loading: ... module NAME``
+LOADING_RE = re.compile(r"\bLoading module (?P<module>\w+) \(\d+/\d+\)")
+
+
+class _ModuleObserver(logobserver.LogLineObserver):
+    """The module Odoo was migrating (or loading) last, as the log says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.migrating: str | None = None
+        self.loading: str | None = None
+
+    def outLineReceived(self, line: str) -> None:
+        if match := MIGRATION_RE.search(line):
+            self.migrating = match["module"]
+        elif match := LOADING_RE.search(line):
+            self.loading = match["module"]
+            self.migrating = None  # its migrations ran: a later failure is not theirs
+
+
+class UpgradeStep(UtilStep):
+    """The update with the code under test: on failure the summary names the module whose
+    migration was running (or that was loading) when Odoo stopped."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.modules = _ModuleObserver()
+        self.addLogObserver("stdio", self.modules)
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        result = yield super().run()
+        self.failed = result != SUCCESS
+        return result
+
+    def getResultSummary(self) -> dict[str, str]:
+        summary = super().getResultSummary()
+        if not getattr(self, "failed", False):
+            return summary
+        text = summary.get("step", "failed")
+        if self.modules.migrating:
+            text = f"migration of {self.modules.migrating} failed: {text}"
+        elif self.modules.loading:
+            text = f"update failed in module {self.modules.loading}: {text}"
+        return {**summary, "step": text[:250]}
+
+
+def _fetch_release(ctx: StepContext, vcs: str) -> BuildStep:
+    chosen = ctx.get(schema.UPGRADE_TEST_FROM)
+    revision: Any = chosen or util.Property("release_tag", default="")
+    return _ReleaseFetch(
+        name="upgrade_fetch_release",
+        command=ctx.util_argv(
+            "fetch",
+            vcs,
+            "--url",
+            util.Interpolate("%(prop:builddir)s/" + CHECKOUT),
+            "--dest",
+            UPGRADE_DIR,
+            util.Interpolate("--revision=%(kw:rev)s", rev=revision),
+        ),
+        workdir=".",
+        env=ctx.env,
+        exports=(),
+        haltOnFailure=True,
+        timeout=ctx.get(schema.BUILDOUT_TIMEOUT),
+    )
+
+
+class _ReleaseFetch(UtilStep):
+    """The fetch of the release; without a version tag there is nothing to upgrade from."""
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        command = self.command if isinstance(self.command, list) else []
+        last = str(command[-1]) if command else ""
+        if last == "--revision=":
+            yield self.addCompleteLog(
+                "no release",
+                "No tag of the checkout matches release.tag-pattern, and upgrade-test.from is "
+                "not set: there is no release to upgrade from.\n",
+            )
+            self.descriptionDone = ["no release to upgrade from (no version tag)"]
+            return FAILURE
+        result = yield super().run()
+        return result
+
+
+def _odoo_argv(ctx: StepContext, log: str, command: list[Any]) -> list[Any]:
+    return ctx.util_argv("odoo_log", "run", "--log", log, "--", *command)
+
+
+def upgrade_test(ctx: StepContext) -> list[BuildStep]:
+    """Install the last release, update it with the code under test, run the tests."""
+    vcs = VERSIONED_TYPES.get(ctx.buildout.source.type)
+    if vcs is None:
+        raise ValueError(
+            "step set 'upgrade-test' needs a git or hg buildout (the release is a tag of its "
+            f"repository), not {ctx.buildout.source.type!r}"
+        )
+    subdir = ctx.buildout.source.subdir
+    old_dir = posixpath.join(UPGRADE_DIR, subdir) if subdir else UPGRADE_DIR
+    addons = ",".join(ctx.get(schema.ODOO_ADDONS))
+    given = ctx.get(schema.START_COMMAND)
+    start: list[str] = list(given) if given else [f"bin/start_{ctx.part}"]
+    result: list[BuildStep] = []
+    result.append(_fetch_release(ctx, vcs))
+    result.append(
+        ctx.shell(
+            "upgrade_buildout_release",
+            list(ctx.buildout_argv),
+            workdir=old_dir,
+            env=EnvWith(
+                ctx.env, (("PIP_EXISTS_ACTION", ctx.get(schema.BUILDOUT_PIP_EXISTS_ACTION)),)
+            ),
+            timeout=ctx.get(schema.BUILDOUT_TIMEOUT),
+            locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
+        )
+    )
+    filled = any(name != catalogue.SIMPLE_CREATE.name for name in _db_step_names(ctx))
+    if not filled:
+        install = [*start, "-i", addons, "-d", TESTING_DB, "--stop-after-init"]
+        if not ctx.get(schema.INSTALL_DEMO_DATA):
+            install.append("--without-demo=all")
+        if ctx.get(schema.ODOO_USE_PORT):
+            install.append("--http-port=0")
+        result.append(
+            ctx.shell(
+                "upgrade_install_release",
+                _odoo_argv(ctx, "release-install.log", install),
+                workdir=old_dir,
+                logfiles={"release_install_log": "release-install.log"},
+            )
+        )
+    scripts = ctx.get(schema.TEST_COMMAND)
+    test: list[Any] = list(scripts[0]) if scripts else [f"bin/test_{ctx.part}"]
+    test += ["-u", addons, "-d", TESTING_DB]
+    tags = ctx.get(schema.ODOO_TEST_TAGS)
+    if tags:
+        test.append(f"--test-tags={tags}")
+    if ctx.get(schema.ODOO_USE_PORT):
+        test.append("--http-port=0")
+    result.append(
+        UpgradeStep(
+            name="upgrade_test",
+            command=_odoo_argv(ctx, "upgrade.log", test),
+            workdir=ctx.workdir,
+            env=ctx.env,
+            haltOnFailure=True,
+            timeout=ctx.get(schema.TEST_TIMEOUT),
+            exports=(),
+            logfiles={"upgrade_log": "upgrade.log"},
+        )
+    )
+    return result
+
+
+def _db_step_names(ctx: StepContext) -> list[str]:
+    """The db step sets of the buildout, by their current names."""
+    names = catalogue.BUILTIN.names(schema.DB_STEPS)
+    return [names[n].name if n in names else n for n in ctx.get(schema.DB_STEPS)]
+
+
+STEP_SETS: tuple[tuple[catalogue.StepSetSpec, StepSet], ...] = (
+    (catalogue.UPGRADE_TEST, upgrade_test),
+)
