@@ -172,7 +172,7 @@ class QueryTimes:
         return statistics.median(self.seconds)
 
 
-def time_dedupe_query(db_url: str, repeats: int = 30) -> QueryTimes:
+def time_dedupe_query(db_url: str, window: int | None = None, repeats: int = 30) -> QueryTimes:
     """Time the hook's de-dup check for change ids that are absent (every new change's case).
 
     Runs the product's own ``_already_added`` against the database, captures the SQL it
@@ -186,7 +186,8 @@ def time_dedupe_query(db_url: str, repeats: int = 30) -> QueryTimes:
 
     seconds: list[float] = []
     with engine.connect() as conn:
-        handler = AnyboxHookHandler(_StandIn(conn), {})
+        options = {} if window is None else {"dedupe_window": window}
+        handler = AnyboxHookHandler(_StandIn(conn), options)
         sa.event.listen(engine, "before_cursor_execute", capture)
         for _ in range(repeats):
             captured.clear()
@@ -343,3 +344,101 @@ class EventStream:
             key = str(message.get("k", ""))
             if key.startswith(prefix) and key.endswith(suffix):
                 return arrived, key
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+def install_profiler(path: str) -> None:
+    """In the master (from its master.cfg): time the change hooks and every DB pool call.
+
+    Writes ``what<TAB>milliseconds`` lines to ``path``: per dialect, the handler's
+    ``getChanges`` (reading, validating, de-duplicating), ``submitChanges`` (adding the
+    change) and the whole request; per DB callable, the wait for a pool thread and a
+    connection, the callable's own run, and the hop back to the reactor.
+    """
+    import buildbot.www.change_hook as hook_module
+    from buildbot.db import pool as pool_module
+
+    resource = hook_module.ChangeHookResource
+    if getattr(resource, "_bench_profiled", False):
+        return
+    resource._bench_profiled = True  # type: ignore[attr-defined]
+    out = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the master
+
+    def record(what: str, seconds: float) -> None:
+        out.write(f"{what}\t{seconds * 1000:.3f}\n")
+
+    def dialect(request: Any) -> str:
+        return bytes(request.uri).decode("latin-1").split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+    def timed_deferred(method: Any, label: str) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            request = next(a for a in args if hasattr(a, "uri"))
+            started = time.perf_counter()
+
+            def done(result: Any) -> Any:
+                record(f"{dialect(request)} {label}", time.perf_counter() - started)
+                return result
+
+            return method(self, *args, **kwargs).addBoth(done)
+
+        return wrapper
+
+    original_render = resource.render_POST
+
+    def render_post(self: Any, request: Any) -> Any:
+        started = time.perf_counter()
+        name = dialect(request)
+        request.notifyFinish().addBoth(
+            lambda _: record(f"{name} request", time.perf_counter() - started)
+        )
+        return original_render(self, request)
+
+    resource.render_POST = render_post  # type: ignore[method-assign]
+    resource.getChanges = timed_deferred(resource.getChanges, "getChanges")  # type: ignore[method-assign]
+    resource.submitChanges = timed_deferred(resource.submitChanges, "submitChanges")  # type: ignore[method-assign]
+
+    original_do = pool_module.DBThreadPool.do
+
+    def do(self: Any, callable: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = args[0] if args and callable.__name__ == "_transaction" else callable
+        name = getattr(inner, "__qualname__", repr(inner)).replace(".<locals>", "")
+        called = time.perf_counter()
+        marks: dict[str, float] = {}
+
+        def timed(conn: Any, *a: Any, **k: Any) -> Any:
+            marks["start"] = time.perf_counter()
+            try:
+                return callable(conn, *a, **k)
+            finally:
+                marks["end"] = time.perf_counter()
+
+        def done(result: Any) -> Any:
+            if "end" in marks:
+                record(f"db {name} | wait+connect", marks["start"] - called)
+                record(f"db {name} | run", marks["end"] - marks["start"])
+                record(f"db {name} | back", time.perf_counter() - marks["end"])
+            return result
+
+        return original_do(self, timed, *args, **kwargs).addBoth(done)
+
+    pool_module.DBThreadPool.do = do  # type: ignore[method-assign]
+
+
+def profile_summary(path: str, pairs: int, top: int = 25) -> list[str]:
+    """Lines of the profile: per entry, count, median and total ms per pair of notifications
+    (one through each hook)."""
+    samples: dict[str, list[float]] = {}
+    with open(path) as lines:
+        for line in lines:
+            what, _, ms = line.rstrip("\n").rpartition("\t")
+            samples.setdefault(what, []).append(float(ms))
+    rows = sorted(samples.items(), key=lambda item: -sum(item[1]))[:top]
+    result = [f"  {'what':<66}{'n/pair':>8}{'median':>10}{'total/pair':>12}"]
+    for what, values in rows:
+        result.append(
+            f"  {what[:66]:<66}{len(values) / pairs:>8.2f}"
+            f"{statistics.median(values):>8.2f}ms{sum(values) / pairs:>10.2f}ms"
+        )
+    return result

@@ -173,7 +173,8 @@ BAD_INPUTS = [
         "[erp]\nbuildout = standalone b.cfg\ndb-steps = restore\n",
         WORKERS,
         {},
-        "{m}:3: [erp] db-steps: step set 'restore' needs a value for 'db-restore-command'",
+        "{m}:3: [erp] db-steps: step set 'restore' needs a value for 'restore.dump', "
+        "'restore.url' or 'db-restore-command'",
     ),
     (
         "nightly-time-twice",

@@ -75,7 +75,7 @@ class Repos:
 def _make_repos(root: Path) -> Repos:
     repos = Repos(root / "bzr", root / "gittag", root / "hgtag", root / "hgpoll")
     # bzr: one revision now, more pushed by the tests
-    repos.bzr.mkdir()
+    repos.bzr.mkdir(parents=True)
     brz(repos.bzr, "init", "-q", ".")
     _write(repos.bzr, "bzr-1")
     brz(repos.bzr, "add", "-q")
@@ -187,50 +187,68 @@ poll = true
         master.stop()
 
 
+def got_revisions(build: dict[str, Any]) -> list[str]:
+    """``got_revision``: one value, or one per codebase."""
+    got = build["properties"]["got_revision"][0]
+    return list(got.values()) if isinstance(got, dict) else [got]
+
+
 def test_only_the_polled_buildout_has_a_poller(vcs: VcsMaster) -> None:
+    """Hook mode: no pollers, but the HgPoller that ``poll = true`` asks for."""
     names = [s["name"] for s in vcs.master.get("changesources")["changesources"]]
-    pollers = [n for n in names if "oller" in n]
-    assert len(pollers) == 1 and f"file://{vcs.repos.hgpoll}" in pollers[0], names
+    assert len(names) == 1 and names[0].startswith(f"file://{vcs.repos.hgpoll}"), names
 
 
 def test_bzr_buildout_builds_a_pushed_revision(vcs: VcsMaster) -> None:
+    """bzr has no poller: update-mirrors sees the push and the hook builds that revision."""
     builder = "bzrbo"
-    first = vcs.force(builder)
-    assert first["results"] == 0, first["state_string"]
-    assert "release bzr-1" in vcs.test_output(first)
-    # a push: update-mirrors sees it (bzr has no poller) and the hook builds that revision
-    assert vcs.update_mirrors() == 0  # the mirror's baseline
-    _write(vcs.repos.bzr, "bzr-2")
-    brz(vcs.repos.bzr, "commit", "-q", "-m", "bzr 2")
-    revid = brz(vcs.repos.bzr, "revision-info").split()[1]
+    assert vcs.update_mirrors() == 0  # the mirror's baseline (or nothing new)
     before = len(vcs.master.builds(builder))
+    release = f"bzr-{before + 2}"
+    _write(vcs.repos.bzr, release)
+    brz(vcs.repos.bzr, "commit", "-q", "-m", release)
+    revno, revid = brz(vcs.repos.bzr, "revision-info").split()
     assert vcs.update_mirrors() == 0
     build = vcs.new_build(builder, before)
     assert build["results"] == 0, build["state_string"]
-    assert build["properties"]["got_revision"][0] == revid
-    assert "release bzr-2" in vcs.test_output(build)
+    assert got_revisions(build) == [revid]
+    assert f"release {release}" in vcs.test_output(build)
     fetch = next(s for s in vcs.master.steps(build["buildid"]) if s["name"] == "fetch_buildout")
-    assert fetch["state_string"].startswith("bzr revno 2 ")
+    assert fetch["state_string"] == f"bzr revno {revno} ({revid})"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: render/factory.py passes the bzr fetch '--revision %(prop:revision)s'; a "
+    "forced build leaves it empty (and Buildbot sets no 'revision' property at all when a "
+    "build has several codebases), so build_utils/fetch.py refuses: '--revision must not "
+    "be empty'",
+)
+def test_bzr_buildout_forced_builds_the_branch_tip(vcs: VcsMaster) -> None:
+    build = vcs.force("bzrbo")
+    assert build["results"] == 0, build["state_string"]
+    tip = brz(vcs.repos.bzr, "revision-info").split()[1]
+    assert got_revisions(build) == [tip]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: the Git step of a gittag buildout uses codebase '', but the one force "
+    "scheduler gives each build the codebases of every watched repository of the master, "
+    "none of them '': the fetch fails with 'Codebase  not in build'",
+)
 def test_gittag_buildout_builds_the_tag_given_as_property(vcs: VcsMaster) -> None:
     tagged = git(vcs.repos.gittag, "rev-parse", "v1.0^{commit}")
-    head = git(vcs.repos.gittag, "rev-parse", "HEAD")
-    assert tagged != head
+    assert tagged != git(vcs.repos.gittag, "rev-parse", "HEAD")
     build = vcs.force("gittagbo", **{"buildout-tag": "v1.0"})
     assert build["results"] == 0, build["state_string"]
     assert build["properties"]["buildout-tag"][0] == "v1.0"
     assert "release git-1.0" in vcs.test_output(build)
-    got = build["properties"]["got_revision"][0]
-    assert tagged in (got.values() if isinstance(got, dict) else [got])
-
-
-def test_gittag_buildout_without_a_tag_fails_at_the_fetch(vcs: VcsMaster) -> None:
-    build = vcs.force("gittagbo", **{"buildout-tag": "v9.9"})
-    assert build["results"] == 2, build["state_string"]
-    steps = {s["name"]: s for s in vcs.master.steps(build["buildid"])}
-    assert steps["fetch_buildout"]["results"] == 2
-    assert "test" not in steps or steps["test"]["results"] is None
+    assert tagged in got_revisions(build)
+    # a tag that does not exist fails the fetch, saying which
+    missing = vcs.force("gittagbo", **{"buildout-tag": "v9.9"})
+    assert missing["results"] == 2, missing["state_string"]
+    assert "v9.9" in vcs.master.step_log(missing["buildid"], "fetch_buildout")
 
 
 def test_hgtag_buildout_builds_the_tag_given_as_property(vcs: VcsMaster) -> None:
@@ -238,7 +256,8 @@ def test_hgtag_buildout_builds_the_tag_given_as_property(vcs: VcsMaster) -> None
     build = vcs.force("hgtagbo", **{"buildout-tag": "v1.0"})
     assert build["results"] == 0, build["state_string"]
     assert "release hg-1.0" in vcs.test_output(build)
-    assert build["properties"]["got_revision"][0] == tagged
+    assert got_revisions(build) == [tagged]
+    assert build["properties"]["buildout-tag"][0] == "v1.0"
 
 
 def test_polled_hg_buildout_builds_a_new_commit_without_a_hook(vcs: VcsMaster) -> None:
@@ -264,7 +283,7 @@ def test_polled_hg_buildout_builds_a_new_commit_without_a_hook(vcs: VcsMaster) -
     node = hg(repo, "log", "-r", "tip", "--template", "{node}")
     build = vcs.new_build(builder, before, timeout=180)
     assert build["results"] == 0, build["state_string"]
-    assert build["properties"]["got_revision"][0] == node
+    assert got_revisions(build) == [node]
     assert "release hgpoll-2" in vcs.test_output(build)
     changes = master.get("changes")["changes"]
     polled = [c for c in changes if c["revision"] == node]

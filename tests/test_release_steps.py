@@ -217,11 +217,20 @@ def test_upgrade_test_of_a_restored_dump_updates_it_without_installing_a_release
 ) -> None:
     found = by_name(
         tmp_path,
-        GIT + "db-steps = restore\nrestore.dump = /srv/prod.dump\n"
-        "post-buildout-steps = upgrade-test\nupgrade-test.from = v1.2\n",
+        "buildout = archive https://example.com/erp-1.4.tar.gz buildout.cfg\n"
+        "db-steps = restore\nrestore.dump = /srv/prod.dump\npost-buildout-steps = upgrade-test\n",
     )
-    assert "upgrade_install_release" not in found
+    # the restored dump is the release's data: no release to fetch, build nor install
+    assert not any(name.startswith("upgrade_") and name != "upgrade_test" for name in found)
     assert "restore_db" in found and "upgrade_test" in found
+    names = list(found)
+    assert names.index("restore_db") < names.index("upgrade_test")
+
+
+def test_upgrade_test_from_names_the_release(tmp_path: Path) -> None:
+    found = by_name(
+        tmp_path, GIT + "post-buildout-steps = upgrade-test\nupgrade-test.from = v1.2\n"
+    )
     revision = found["upgrade_fetch_release"].command[8]
     assert revision.kwargs["rev"] == "v1.2"
 

@@ -29,6 +29,7 @@ from anybox_ci.cli import main as cli_main
 from anybox_ci.configurator import AnyboxConfigurator
 from anybox_ci.core.capabilities import CapabilityRegistry
 from anybox_ci.render.buildsteps import CellEnv, UtilStep
+from anybox_ci.render.steps_release import VersionStep
 
 MANIFEST = """\
 [erp]
@@ -436,6 +437,10 @@ def test_factory_steps_per_source_type(tmp_path: Path, kind: str) -> None:
     assert (type(built[0]), built[0].name) == (steps.FileDownload, "send_build_utils")
     fetch = built[1 : -len(PIPELINE)]
     assert [(type(s), s.name) for s in built[-len(PIPELINE) :]] == PIPELINE
+    if kind in ("git", "gittag", "hg", "hgtag"):
+        # then the release version, counted from the last version tag
+        *fetch, version = fetch
+        assert (type(version), version.name) == (VersionStep, "release_version")
     if kind == "standalone":
         # the buildout file and the file it extends
         assert [type(s) for s in fetch] == [steps.FileDownload, steps.FileDownload]

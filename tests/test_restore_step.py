@@ -196,3 +196,40 @@ def test_inconsistent_restore_options_refuse_to_render(
     with pytest.raises(ConfigErrors) as info:
         MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
     assert message in str(info.value.errors)
+
+
+def test_the_guide_s_complete_example_is_a_valid_manifest(tmp_path: Path) -> None:
+    guide = Path(__file__).resolve().parent.parent / "docs" / "releases.md"
+    text = guide.read_text(encoding="utf-8")
+    example = text.split("```ini\n", 1)[1].split("```", 1)[0]
+    manifest = tmp_path / "MANIFEST.cfg"
+    manifest.write_text(example)
+    diags = Diagnostics()
+    buildouts = load_manifests([manifest], diags)
+    assert not diags.errors, [str(d) for d in diags.errors]
+    assert {b.name for b in buildouts} == {"erp", "erp-prod", "erp-upgrade"}
+    # and it renders: the restore, the upgrade test and the packaging steps are there
+    config = configure_manifest(tmp_path / "master", example)
+    for name, step in (
+        ("erp-prod", "restore_db"),
+        ("erp-prod", "upgrade_test"),
+        ("erp-upgrade", "upgrade_install_release"),
+        ("erp", "upload_package"),
+    ):
+        builders = [b for b in config["builders"] if b.name.startswith(name + "-pg")]
+        assert builders, name
+        names = {str(s.buildStep().name) for s in builders[0].factory.steps}
+        assert step in names, (name, step)
+
+
+def configure_manifest(root: Path, manifest: str) -> dict[str, Any]:
+    from anybox_ci.configurator import AnyboxConfigurator
+
+    (root / "buildouts").mkdir(parents=True)
+    (root / "buildouts" / "MANIFEST.cfg").write_text(manifest)
+    (root / "workers.cfg").write_text(
+        "[w1]\npassword = secret:w1\ncapability =\n    postgresql 13\n    postgresql 15\n"
+    )
+    config: dict[str, Any] = {}
+    AnyboxConfigurator(root).configure(config)
+    return config

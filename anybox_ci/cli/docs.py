@@ -152,7 +152,7 @@ def step_sets_markdown(catalogue: Catalogue) -> str:
             names = ", ".join(f"`{a}` (deprecated)" for a in sorted(spec.aliases))
             needs = ", ".join(f"`{o.name}`" for o in spec.requires)
             if spec.requires_any:
-                anyof = " or ".join(f"`{o.name}`" for o in spec.requires_any)
+                anyof = ", ".join(f"`{o.name}`" for o in spec.requires_any)
                 needs = ", ".join(filter(None, (needs, f"one of {anyof}")))
             out.append(f"| `{spec.name}` | {names} | {needs} | {_markdown_escape(spec.doc)} |")
     out.append("")

@@ -212,46 +212,10 @@ def _odoo_argv(ctx: StepContext, log: str, command: list[Any]) -> list[Any]:
 
 def upgrade_test(ctx: StepContext) -> list[BuildStep]:
     """Install the last release, update it with the code under test, run the tests."""
-    vcs = VERSIONED_TYPES.get(ctx.buildout.source.type)
-    if vcs is None:
-        raise ValueError(
-            "step set 'upgrade-test' needs a git or hg buildout (the release is a tag of its "
-            f"repository), not {ctx.buildout.source.type!r}"
-        )
-    subdir = ctx.buildout.source.subdir
-    old_dir = posixpath.join(UPGRADE_DIR, subdir) if subdir else UPGRADE_DIR
     addons = ",".join(ctx.get(schema.ODOO_ADDONS))
-    given = ctx.get(schema.START_COMMAND)
-    start: list[str] = list(given) if given else [f"bin/start_{ctx.part}"]
-    result: list[BuildStep] = []
-    result.append(_fetch_release(ctx, vcs))
-    result.append(
-        ctx.shell(
-            "upgrade_buildout_release",
-            list(ctx.buildout_argv),
-            workdir=old_dir,
-            env=EnvWith(
-                ctx.env, (("PIP_EXISTS_ACTION", ctx.get(schema.BUILDOUT_PIP_EXISTS_ACTION)),)
-            ),
-            timeout=ctx.get(schema.BUILDOUT_TIMEOUT),
-            locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
-        )
-    )
+    # a db step that fills the database (a restored dump) gives the data to upgrade
     filled = any(name != catalogue.SIMPLE_CREATE.name for name in _db_step_names(ctx))
-    if not filled:
-        install = [*start, "-i", addons, "-d", TESTING_DB, "--stop-after-init"]
-        if not ctx.get(schema.INSTALL_DEMO_DATA):
-            install.append("--without-demo=all")
-        if ctx.get(schema.ODOO_USE_PORT):
-            install.append("--http-port=0")
-        result.append(
-            ctx.shell(
-                "upgrade_install_release",
-                _odoo_argv(ctx, "release-install.log", install),
-                workdir=old_dir,
-                logfiles={"release_install_log": "release-install.log"},
-            )
-        )
+    result = [] if filled else _install_release(ctx, addons)
     scripts = ctx.get(schema.TEST_COMMAND)
     test: list[Any] = list(scripts[0]) if scripts else [f"bin/test_{ctx.part}"]
     test += ["-u", addons, "-d", TESTING_DB]
@@ -273,6 +237,45 @@ def upgrade_test(ctx: StepContext) -> list[BuildStep]:
         )
     )
     return result
+
+
+def _install_release(ctx: StepContext, addons: str) -> list[BuildStep]:
+    """The release checked out beside the build, built, installed into the test database."""
+    vcs = VERSIONED_TYPES.get(ctx.buildout.source.type)
+    if vcs is None:
+        raise ValueError(
+            "step set 'upgrade-test' needs a git or hg buildout (the release is a tag of its "
+            f"repository), not {ctx.buildout.source.type!r}, or a db step that fills the "
+            "database (db-steps = restore)"
+        )
+    subdir = ctx.buildout.source.subdir
+    old_dir = posixpath.join(UPGRADE_DIR, subdir) if subdir else UPGRADE_DIR
+    given = ctx.get(schema.START_COMMAND)
+    start: list[str] = list(given) if given else [f"bin/start_{ctx.part}"]
+    install: list[Any] = [*start, "-i", addons, "-d", TESTING_DB, "--stop-after-init"]
+    if not ctx.get(schema.INSTALL_DEMO_DATA):
+        install.append("--without-demo=all")
+    if ctx.get(schema.ODOO_USE_PORT):
+        install.append("--http-port=0")
+    return [
+        _fetch_release(ctx, vcs),
+        ctx.shell(
+            "upgrade_buildout_release",
+            list(ctx.buildout_argv),
+            workdir=old_dir,
+            env=EnvWith(
+                ctx.env, (("PIP_EXISTS_ACTION", ctx.get(schema.BUILDOUT_PIP_EXISTS_ACTION)),)
+            ),
+            timeout=ctx.get(schema.BUILDOUT_TIMEOUT),
+            locks=[BUILDOUT_CACHE_LOCK.access("exclusive")],
+        ),
+        ctx.shell(
+            "upgrade_install_release",
+            _odoo_argv(ctx, "release-install.log", install),
+            workdir=old_dir,
+            logfiles={"release_install_log": "release-install.log"},
+        ),
+    ]
 
 
 def _db_step_names(ctx: StepContext) -> list[str]:
