@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from anybox_ci.changes.layout import Remote, mirror_path, redact_url
+from anybox_ci.changes.layout import Remote, mirror_path
 from anybox_ci.changes.locking import MirrorsLocked
 from anybox_ci.changes.protocol import Change
 from anybox_ci.changes.tools import Tools
@@ -25,6 +25,7 @@ from anybox_ci.changes.update import (
 )
 from anybox_ci.cli.update_mirrors import main as update_mirrors_main
 from anybox_ci.core.rewrites import RewriteRule, parse_rewrite_rules, rewrite_url
+from anybox_ci.core.vcs import redact_url
 
 BIN = Path(sys.executable).parent
 AUTHOR = "Ada Lovelace <ada@example.com>"

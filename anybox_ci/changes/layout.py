@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from anybox_ci.core.vcs import VCS_NAMES, check_url
+from anybox_ci.core.vcs import VCS_NAMES, check_url, redact_url
 
 _SEGMENT_BAD_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
 _SCP_LIKE = re.compile(r"(?:[^@/:]+@)?(?P<host>[^/:]{2,}):(?P<path>.*)\Z")
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:]*):[^/@]*@")
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,6 @@ class Remote:
         why = check_url(self.url)
         if why:
             raise ValueError(f"invalid {self.vcs} URL {ascii(redact_url(self.url)[:100])}: {why}")
-
-
-def redact_url(url: str) -> str:
-    """Mask a password embedded in a URL, so that reports and logs never show it."""
-    return _USERINFO.sub(r"\g<scheme>\g<user>:***@", url)
 
 
 def _safe_segment(segment: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anybox_ci.changes.layout import redact_url
+from anybox_ci.core.vcs import redact_url
 
 DEFAULT_TIMEOUT = 600.0
 

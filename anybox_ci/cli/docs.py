@@ -171,7 +171,11 @@ def _capability_env(registry: CapabilityRegistry, name: str) -> str:
     parts = [f"`{key}=` sets `{var}`" for var, key in sorted(spec.env.items())]
     parts += [f"`{key}=` is prepended to `{var}`" for var, key in sorted(spec.prepend_env.items())]
     parts += [
-        f"`{key}=` names a Buildbot secret whose value sets `{var}`"
+        f"`{key}=` names a Buildbot secret (in a `workers.d` fragment: `worker-NAME` or "
+        f"`worker-NAME.SUFFIX`) given to the build as `{var}` through a mode-600 password file "
+        "(`PGPASSFILE`), never in its environment"
+        if var == "PGPASSWORD"
+        else f"`{key}=` names a Buildbot secret whose value sets `{var}`"
         for var, key in sorted(spec.secret_env.items())
     ]
     other = registry.env_for(name, {_PLACEHOLDER: ""})

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..changes.delivery import SECRET_ENV, deliver, hook_endpoint, read_secret
-from ..changes.layout import Remote, load_remotes, redact_url
+from ..changes.layout import Remote, load_remotes
 from ..changes.locking import MirrorsLocked
 from ..changes.spool import Spool
 from ..changes.tools import DEFAULT_TIMEOUT
 from ..changes.update import EXIT_LOCKED, RemoteStatus, update_mirrors
 from ..configurator import AnyboxConfigurator
 from ..core.rewrites import RewriteRule, parse_rewrite_rules
+from ..core.vcs import redact_url
 
 
 class _Parser(argparse.ArgumentParser):

@@ -22,7 +22,7 @@ from .model import Config, Watch
 from .plan import Broken, Matrix, plan
 from .rewrites import RewriteRule, parse_rewrite_rules
 from .stepset_catalogue import BUILTIN, Catalogue
-from .workers import load_workers
+from .workers import load_workers, missing_secrets
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,23 @@ class Loaded:
         return list(found)
 
 
+def secret_options(registry: CapabilityRegistry | None) -> set[str]:
+    """The capability-line keys that name a secret (``password`` for PostgreSQL)."""
+    specs = (registry or CapabilityRegistry()).specs.values()
+    return {key for spec in specs for key in spec.secret_env.values()}
+
+
 def load_config(
     manifest_paths: Sequence[Path],
     worker_paths: Sequence[Path],
     diags: Diagnostics,
     catalogue: Catalogue = BUILTIN,
+    registry: CapabilityRegistry | None = None,
 ) -> Config:
     manifests = read_manifests(manifest_paths, diags, catalogue)
     return Config(
         buildouts=manifests.buildouts,
-        workers=load_workers(worker_paths, diags),
+        workers=load_workers(worker_paths, diags, secret_options(registry)),
         watch_sections=manifests.watch_sections,
         manifest_paths=manifests.paths,
         section_names=manifests.sections,
@@ -75,7 +82,7 @@ def load(
     so that those problems are reported here, before any Buildbot object exists."""
     diags = Diagnostics()
     manifest_paths, worker_paths = master_paths(basedir, manifests, workers)
-    config = load_config(manifest_paths, worker_paths, diags, catalogue)
+    config = load_config(manifest_paths, worker_paths, diags, catalogue, registry)
     config, pins = _with_discovered(basedir, config, diags)
     matrix = plan(config.buildouts, config.workers, registry or CapabilityRegistry())
     return Loaded(config, matrix, diags, pins)
@@ -185,6 +192,7 @@ def check(
     loaded = load(basedir, registry, catalogue, manifests, workers)
     diags = loaded.diagnostics
     read_rewrites(basedir / url_rewrites, diags)
+    missing_secrets(loaded.config.workers, basedir / "secrets", diags, secret_options(registry))
     diags.extend(unmatched_warnings(loaded))
     diags.items.sort(key=lambda d: (d.path, d.line))
     return loaded
