@@ -195,7 +195,7 @@ class _Recorder(resource.Resource):
 
 
 def _channel() -> tuple[Any, StringTransport]:
-    site = server.Site(_Recorder())
+    site = server.Site(_Recorder(), timeout=None)  # no delayed call left in the reactor
     site.requestFactory = BodyLimitedRequest
     channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 4321))
