@@ -62,9 +62,22 @@ def run_psql(sql: str, maintenance_db: str = "postgres", **variables: str) -> st
     proc = subprocess.run(argv, input=sql, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        raise PgError(lines[-1] if lines else f"psql exited with code {proc.returncode}")
+        raise PgError(first_error(proc.stderr) or f"psql exited with code {proc.returncode}")
     return proc.stdout.strip()
+
+
+#: what libpq and the server call an error; other stderr lines (``password retrieved from
+#: file``, notices) only say what happened on the way
+_ERROR_MARKS = ("FATAL:", "ERROR:", "error:", "could not", "failed")
+
+
+def first_error(stderr: str) -> str:
+    """The line of psql's stderr that says what went wrong, for a one-line summary."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if any(mark in line for mark in _ERROR_MARKS):
+            return line
+    return lines[-1] if lines else ""
 
 
 def server_version_num(maintenance_db: str = "postgres") -> int:

@@ -192,11 +192,6 @@ def test_a_wrong_password_fails_the_cell(password_builds: PasswordBuilds) -> Non
     assert run.cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{name}'") == "0"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: build_utils/pgdb.py summarises psql's last stderr line, which with a "
-    "password file is libpq's 'password retrieved from file ...', not the failure",
-)
 def test_the_failed_step_says_the_password_was_refused(password_builds: PasswordBuilds) -> None:
     run = password_builds
     create = run.steps(f"wrong-pg{run.cluster.major}")["create_db"]

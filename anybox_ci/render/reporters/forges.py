@@ -72,7 +72,22 @@ class GiteaBuildoutStatusPush(BuildoutAggregateMixin, GiteaStatusPush):
     name: str | None = "GiteaBuildoutStatusPush"
 
 
-class GitLabBuildoutStatusPush(BuildoutAggregateMixin, GitLabStatusPush):
+class GitLabRevisionStatusPush(GitLabStatusPush):
+    """Buildbot's GitLab reporter, skipping sourcestamps without a revision.
+
+    A build of several codebases has sourcestamps for the repositories that did not change,
+    without a revision; Buildbot's reporter would post their status to ``statuses/None``
+    (GitHub's skips them). No project id means "nothing to report" to it."""
+
+    name: str | None = "GitLabRevisionStatusPush"
+
+    def getProjectId(self, sourcestamp: dict[str, Any]) -> Any:
+        if not sourcestamp.get("revision"):
+            return defer.succeed(None)
+        return super().getProjectId(sourcestamp)
+
+
+class GitLabBuildoutStatusPush(BuildoutAggregateMixin, GitLabRevisionStatusPush):
     """The aggregate status of a buildout on GitLab (which shows ``running`` too)."""
 
     name: str | None = "GitLabBuildoutStatusPush"
@@ -82,7 +97,7 @@ class GitLabBuildoutStatusPush(BuildoutAggregateMixin, GitLabStatusPush):
 #: Per forge, the reporter of one status per cell.
 CELL_CLASSES: dict[str, type[Any]] = {
     "github": GitHubStatusPush,
-    "gitlab": GitLabStatusPush,
+    "gitlab": GitLabRevisionStatusPush,
     "gitea": GiteaStatusPush,
 }
 #: Per forge, the reporter of the buildout's aggregate status.
