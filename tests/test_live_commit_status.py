@@ -455,12 +455,6 @@ def test_no_status_without_a_commit_status_line_nor_without_a_revision(
     assert not [r.path for r in posts if r.path.endswith(("/None", "/")) and "/v4/" not in r.path]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: Buildbot's GitLabStatusPush (used as is by render/reporters/forges.py, for "
-    "the cells and the aggregate) posts a status for every sourcestamp, and one without a "
-    "revision goes to /api/v4/projects/ID/statuses/None",
-)
 def test_gitlab_posts_nothing_for_a_codebase_without_a_revision(status_run: StatusRun) -> None:
     paths = {r.path for r in status_run.forge.snapshot() if r.path.startswith("/api/v4/")}
     assert not [path for path in paths if path.endswith(("/None", "/"))], sorted(paths)
