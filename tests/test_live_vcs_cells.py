@@ -217,13 +217,6 @@ def test_bzr_buildout_builds_a_pushed_revision(vcs: VcsMaster) -> None:
     assert fetch["state_string"] == f"bzr revno {revno} ({revid})"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: render/factory.py passes the bzr fetch '--revision %(prop:revision)s'; a "
-    "forced build leaves it empty (and Buildbot sets no 'revision' property at all when a "
-    "build has several codebases), so build_utils/fetch.py refuses: '--revision must not "
-    "be empty'",
-)
 def test_bzr_buildout_forced_builds_the_branch_tip(vcs: VcsMaster) -> None:
     build = vcs.force("bzrbo")
     assert build["results"] == 0, build["state_string"]
@@ -231,12 +224,6 @@ def test_bzr_buildout_forced_builds_the_branch_tip(vcs: VcsMaster) -> None:
     assert got_revisions(build) == [tip]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the Git step of a gittag buildout uses codebase '', but the one force "
-    "scheduler gives each build the codebases of every watched repository of the master, "
-    "none of them '': the fetch fails with 'Codebase  not in build'",
-)
 def test_gittag_buildout_builds_the_tag_given_as_property(vcs: VcsMaster) -> None:
     tagged = git(vcs.repos.gittag, "rev-parse", "v1.0^{commit}")
     assert tagged != git(vcs.repos.gittag, "rev-parse", "HEAD")

@@ -29,6 +29,7 @@ from anybox_ci.cli import main as cli_main
 from anybox_ci.configurator import AnyboxConfigurator
 from anybox_ci.core.capabilities import CapabilityRegistry
 from anybox_ci.render.buildsteps import CellEnv, UtilStep
+from anybox_ci.render.factory import WithRevision
 from anybox_ci.render.steps_release import VersionStep
 
 MANIFEST = """\
@@ -425,6 +426,8 @@ def factory_steps(root: Path, section: str) -> list[Any]:
 
 
 def assert_argv(command: Any) -> None:
+    if isinstance(command, WithRevision):  # an argv list, and maybe a revision after it
+        command = command.argv
     assert isinstance(command, list), f"not an argv list: {command!r}"
     for item in command:
         assert isinstance(item, str) or IRenderable.providedBy(item), repr(item)
@@ -446,15 +449,12 @@ def test_factory_steps_per_source_type(tmp_path: Path, kind: str) -> None:
         assert [type(s) for s in fetch] == [steps.FileDownload, steps.FileDownload]
         assert [Path(s.mastersrc).name for s in fetch] == ["buildout.cfg", "versions.cfg"]
         assert [s.workerdest for s in fetch] == ["buildout.cfg", "versions.cfg"]
-    elif kind in ("git", "gittag"):
+    elif kind == "git":
         (git,) = fetch
         assert isinstance(git, steps.Git)
         assert git.repourl == "https://e.com/erp.git"
-        if kind == "git":
-            assert git.branch == "main"
-            assert git.codebase
-        else:
-            assert git.branch == util.Property("buildout-tag")
+        assert git.branch == "main"
+        assert git.codebase
     elif kind == "hg":
         (hg,) = fetch
         assert isinstance(hg, steps.Mercurial)
@@ -464,9 +464,14 @@ def test_factory_steps_per_source_type(tmp_path: Path, kind: str) -> None:
         (util_step,) = fetch
         assert isinstance(util_step, UtilStep)
         argv = util_step.command
+        if kind == "bzr":  # --revision only when the build has one (a forced build: the tip)
+            assert isinstance(argv, WithRevision)
+            argv = argv.argv
         assert_argv(argv)
-        vcs = {"bzr": "bzr", "hgtag": "hg", "archive": "archive"}[kind]
+        vcs = {"bzr": "bzr", "gittag": "git", "hgtag": "hg", "archive": "archive"}[kind]
         assert argv[2:5] == ["fetch", vcs, "--url"]
+        if kind in ("gittag", "hgtag"):  # a release: the tag given as a property
+            assert argv[-2:] == ["--revision", util.Property("buildout-tag")]
     for step in built:
         if hasattr(step, "command"):
             assert_argv(step.command)

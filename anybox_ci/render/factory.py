@@ -16,10 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from buildbot.interfaces import IRenderable
 from buildbot.plugins import steps, util
 from buildbot.process.buildstep import BuildStep, BuildStepFailed
 from buildbot.process.factory import BuildFactory
 from twisted.internet import defer
+from zope.interface import implementer
 
 from ..core import schema
 from ..core.model import Buildout, BuildoutSource
@@ -151,15 +153,14 @@ def _fetch_steps(
             )
         return result, CHECKOUT
     codebase = codebase_name(src.url, src.branch) if src.branch else ""
-    if src.type in ("git", "gittag"):
-        branch = src.branch if src.type == "git" else util.Property("buildout-tag")
+    if src.type == "git":
         return [
             steps.Git(
                 name="fetch_buildout",
                 env=SOURCE_ENV,
                 doStepIf=guard,
                 repourl=url,
-                branch=branch,
+                branch=src.branch,
                 codebase=codebase,
                 mode="incremental",
                 workdir=CHECKOUT,
@@ -183,10 +184,11 @@ def _fetch_steps(
                 haltOnFailure=True,
             )
         ], workdir
-    if src.type == "hgtag":
+    if src.type in ("gittag", "hgtag"):
+        # a release: the tag given as the ``buildout-tag`` property, not a watched codebase
         argv = ctx_util(
             "fetch",
-            "hg",
+            "git" if src.type == "gittag" else "hg",
             "--url",
             url,
             "--dest",
@@ -202,8 +204,10 @@ def _fetch_steps(
             url,
             "--dest",
             CHECKOUT,
-            "--revision",
-            util.Property("revision", default=""),
+        )
+        # the revision of the change that triggered the build; a forced build takes the tip
+        argv = WithRevision(
+            argv, util.Interpolate(f"%(src:{codebase_name(src.url, '')}:revision)s")
         )
     else:  # archive
         argv = ctx_util("fetch", "archive", "--url", util.Interpolate(src.url), "--dest", CHECKOUT)
@@ -217,6 +221,21 @@ def _fetch_steps(
         haltOnFailure=True,
     )
     return [fetch], workdir
+
+
+@implementer(IRenderable)
+class WithRevision:
+    """An argv, plus ``--revision R`` only when the build has a revision R for it."""
+
+    def __init__(self, argv: list[Any], revision: Any):
+        self.argv = argv
+        self.revision = revision
+
+    @defer.inlineCallbacks
+    def getRenderingFor(self, props: Any) -> Any:
+        argv = list((yield props.render(self.argv)))
+        revision = yield props.render(self.revision)
+        return argv + (["--revision", revision] if revision else [])
 
 
 def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
