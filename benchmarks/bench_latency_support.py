@@ -116,7 +116,7 @@ def fill_changes(db_url: str, count: int, watched: str, watched_branch: str = "m
     engine = sa.create_engine(db_url)
     meta = sa.MetaData()
     meta.reflect(engine, only=["sourcestamps", "changes", "change_files", "change_properties"])
-    tables = [meta.tables[name] for name in ("sourcestamps", "changes")]
+    sources_t, changes_t = meta.tables["sourcestamps"], meta.tables["changes"]
     files_t, props_t = meta.tables["change_files"], meta.tables["change_properties"]
     rows = _backlog_rows(count, repositories, branches, int(time.time()))
     with engine.begin() as conn:
@@ -124,17 +124,17 @@ def fill_changes(db_url: str, count: int, watched: str, watched_branch: str = "m
             batch = [row for _, row in zip(range(BATCH), rows, strict=False)]
             if not batch:
                 break
-            for index, table in enumerate(tables):
-                conn.execute(table.insert(), [row[index] for row in batch])
+            conn.execute(sources_t.insert(), [row[0] for row in batch])
+            conn.execute(changes_t.insert(), [row[1] for row in batch])
             conn.execute(files_t.insert(), [f for row in batch for f in row[2]])
             conn.execute(props_t.insert(), [p for row in batch for p in row[3]])
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            for table, column in (("sourcestamps", "id"), ("changes", "changeid")):
+            for name, column in (("sourcestamps", "id"), ("changes", "changeid")):
                 conn.execute(
                     sa.text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
-                        f"(SELECT max({column}) FROM {table}))"
+                        f"SELECT setval(pg_get_serial_sequence('{name}', '{column}'), "
+                        f"(SELECT max({column}) FROM {name}))"
                     )
                 )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -363,7 +363,7 @@ def install_profiler(path: str) -> None:
     resource = hook_module.ChangeHookResource
     if getattr(resource, "_bench_profiled", False):
         return
-    resource._bench_profiled = True  # type: ignore[attr-defined]
+    resource._bench_profiled = True
     out = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the master
 
     def record(what: str, seconds: float) -> None:
@@ -395,9 +395,9 @@ def install_profiler(path: str) -> None:
         )
         return original_render(self, request)
 
-    resource.render_POST = render_post  # type: ignore[method-assign]
-    resource.getChanges = timed_deferred(resource.getChanges, "getChanges")  # type: ignore[method-assign]
-    resource.submitChanges = timed_deferred(resource.submitChanges, "submitChanges")  # type: ignore[method-assign]
+    resource.render_POST = render_post
+    resource.getChanges = timed_deferred(resource.getChanges, "getChanges")
+    resource.submitChanges = timed_deferred(resource.submitChanges, "submitChanges")
 
     original_do = pool_module.DBThreadPool.do
 
@@ -423,7 +423,7 @@ def install_profiler(path: str) -> None:
 
         return original_do(self, timed, *args, **kwargs).addBoth(done)
 
-    pool_module.DBThreadPool.do = do  # type: ignore[method-assign]
+    pool_module.DBThreadPool.do = do
 
 
 def profile_summary(path: str, pairs: int, top: int = 25) -> list[str]:

@@ -189,7 +189,9 @@ def run_case(
             flush=True,
         )
         if run + 1 < args.runs and time.perf_counter() + pair > budget_end:
-            print(f"  (stopping after {run + 1} runs: another would pass --budget {args.budget} s)")
+            print(
+                f"  (stopping after run {run + 1}: another would pass --budget {args.budget:g} s)"
+            )
             break
 
 

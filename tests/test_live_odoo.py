@@ -93,9 +93,9 @@ def odoo_majors(pg_versions: list[int]) -> list[int]:
 
 @pytest.fixture(scope="module")
 def odoo_run(
+    odoo_src: Path,  # first: without Odoo, nothing else starts
     tmp_path_factory: pytest.TempPathFactory,
     pg_clusters: dict[int, Cluster],
-    odoo_src: Path,
 ) -> Iterator[OdooRun]:
     majors = odoo_majors(sorted(pg_clusters))
     if not majors:
