@@ -19,8 +19,9 @@ def describe(doc: str | None) -> str:
     return (doc or "").replace("``", "")
 
 
-def add_dir_args(parser: argparse.ArgumentParser) -> None:
-    """``[DIR] [--manifest PATH]... [--workers PATH]...``, as the configurator takes them."""
+def add_dir_args(parser: argparse.ArgumentParser, workers: bool = True) -> None:
+    """``[DIR] [--manifest PATH]... [--workers PATH]...``, as the configurator takes them;
+    without ``--workers`` for commands that bring their own worker (``run``)."""
     parser.add_argument(
         "dir",
         nargs="?",
@@ -34,6 +35,8 @@ def add_dir_args(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="manifest file, relative to DIR (repeatable; default buildouts/MANIFEST.cfg)",
     )
+    if not workers:
+        return
     parser.add_argument(
         "--workers",
         action="append",

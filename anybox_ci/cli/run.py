@@ -28,7 +28,7 @@ from ..core.loader import Loaded, check, unmatched_warnings
 from ..devtools import localrun
 from ..devtools.cellreport import CellResult, collect, table
 from ..devtools.localmaster import Master
-from .common import Parser, describe, majors
+from .common import Parser, add_dir_args, describe, majors
 
 DEFAULT_MANIFEST = Path("buildouts") / "MANIFEST.cfg"
 Say = Callable[[str], None]
@@ -212,15 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "dir", nargs="?", default=".", type=Path, help="master folder (default: current folder)"
-    )
-    parser.add_argument(
-        "--manifest",
-        action="append",
-        metavar="PATH",
-        help="manifest file, relative to DIR (repeatable; default buildouts/MANIFEST.cfg)",
-    )
+    add_dir_args(parser, workers=False)
     parser.add_argument(
         "--only",
         action="extend",
