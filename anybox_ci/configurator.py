@@ -19,6 +19,7 @@ or keeps the configuration it runs. This module is glue: reading and planning li
 from __future__ import annotations
 
 import gc
+import importlib.util
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,8 +31,8 @@ from twisted.python import log
 from .core.capabilities import CapabilityRegistry, CapabilitySpec
 from .core.diagnostics import Diagnostic
 from .core.loader import Loaded, leave_out_broken, load
-from .core.plan import Matrix
 from .render.master import RenderError, Site, render
+from .render.stacks import promote_builder
 from .render.stepsets import DEFAULT_STEP_SETS, StepSets
 
 __all__ = ["AnyboxConfigurator", "Loaded", "RenderError"]
@@ -66,6 +67,13 @@ class AnyboxConfigurator(ConfiguratorBase):
         error. ``"auto"``: a master starting leaves it out and runs the others; a reconfig
         of a running master (or ``buildbot checkconfig``) refuses the whole configuration,
         so the running one stays. ``"leave-out"`` or ``"refuse"`` force one of them.
+    :param role: with several masters on one database (``c['multiMaster'] = True`` and a
+        WAMP ``c['mq']``), what this master does: ``"ui"`` serves the web UI, change hooks
+        and force forms; ``"engine"`` has no web server and runs workers, builders, change
+        sources and change-driven schedulers; ``"all"`` (default) does both. See
+        :mod:`anybox_ci.render.multimaster` and docs/production.md.
+    :param log_horizon_days: delete build logs older than this many days, every night at
+        03:00, with Buildbot's ``JanitorConfigurator``; None (default) keeps them.
     """
 
     def __init__(
@@ -81,6 +89,8 @@ class AnyboxConfigurator(ConfiguratorBase):
         forge_hooks: Mapping[str, dict[str, Any]] | None = None,
         url_rewrites: str | Path = "url-rewrites.cfg",
         broken_sections: str = "auto",
+        role: str = "all",
+        log_horizon_days: int | None = None,
     ):
         if change_source not in ("auto", "poll", "hook"):
             raise ValueError(
@@ -92,6 +102,8 @@ class AnyboxConfigurator(ConfiguratorBase):
                 f" not {broken_sections!r}"
             )
         self.broken_sections = broken_sections
+        self.role = role
+        self.log_horizon_days = log_horizon_days
         self.basedir = Path(basedir).resolve()
         self.manifests = list(manifests) if manifests is not None else None
         self.workers = list(workers) if workers is not None else None
@@ -174,7 +186,7 @@ class AnyboxConfigurator(ConfiguratorBase):
     def _configure(self, config_dict: dict[str, Any]) -> None:
         from buildbot.config.errors import error
 
-        unsafe = self.hook_users_problem(config_dict)
+        unsafe = self.hook_users_problem(config_dict) or self.master_problem()
         if unsafe:
             error(unsafe)
             return
@@ -208,7 +220,9 @@ class AnyboxConfigurator(ConfiguratorBase):
             return
         _CONFIGURED.add(self.basedir)
         self.loaded = loaded
-        self._add_matrix_page(config_dict, loaded.matrix)
+        generated = self._for_role(config_dict, generated)
+        self._add_matrix_page(config_dict, loaded)
+        self._add_stacks(config_dict, loaded)
         self._add_change_hooks(config_dict, loaded)
         for key, values in generated.items():
             if key == "codebaseGenerator":
@@ -216,6 +230,42 @@ class AnyboxConfigurator(ConfiguratorBase):
                 config_dict[key] = values
             else:
                 config_dict.setdefault(key, []).extend(values)
+
+    def master_problem(self) -> str | None:
+        """A one-line reason when the role or the log horizon is not valid."""
+        from .render.multimaster import role_problem
+
+        problem = role_problem(self.role)
+        if problem:
+            return problem
+        days = self.log_horizon_days
+        if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
+            return f"log_horizon_days must be a whole number of days, at least 1, not {days!r}"
+        return None
+
+    def _for_role(self, config_dict: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
+        """This master's share (see ``role``), the orphaned-build service of multi-master
+        set-ups, and the janitor."""
+        from .render.autowatch import FollowDiscoveries
+        from .render.multimaster import RetryOrphans, for_role
+
+        if self.role == "engine" and config_dict.pop("www", None) is not None:
+            log.msg("anybox-ci: engine master: no web server (role='engine')")
+        generated = for_role(self.role, generated)
+        services = [FollowDiscoveries(basedir=str(self.basedir))]
+        if config_dict.get("multiMaster") and self.role != "ui":
+            services.append(RetryOrphans())
+        generated["services"] = [*generated.get("services", []), *services]
+        if self.log_horizon_days:
+            from datetime import timedelta
+
+            from buildbot.plugins import util
+
+            janitor = util.JanitorConfigurator(
+                logHorizon=timedelta(days=self.log_horizon_days), hour=3
+            )
+            janitor.configure(config_dict)
+        return generated
 
     @staticmethod
     def _log_left_out(reduced: Loaded, before: Loaded, problems: list[Diagnostic]) -> None:
@@ -229,9 +279,8 @@ class AnyboxConfigurator(ConfiguratorBase):
                     f"start: {broken.reason}"
                 )
 
-    @staticmethod
-    def _add_matrix_page(config_dict: dict[str, Any], matrix: Matrix) -> None:
-        """The matrix page joins the web UI when the master serves one."""
+    def _add_matrix_page(self, config_dict: dict[str, Any], loaded: Loaded) -> None:
+        """The matrix page (and the badges) join the web UI when the master serves one."""
         import importlib.util
 
         www = config_dict.get("www")
@@ -240,7 +289,23 @@ class AnyboxConfigurator(ConfiguratorBase):
         from .www.matrix_page import dashboard
 
         plugins = www.setdefault("plugins", {})
-        plugins.setdefault("wsgi_dashboards", []).append(dashboard(matrix))
+        plugins.setdefault("wsgi_dashboards", []).append(
+            dashboard(loaded.matrix, loaded.config.buildouts, self.registry)
+        )
+
+    @staticmethod
+    def _add_stacks(config_dict: dict[str, Any], loaded: Loaded) -> None:
+        """With ``[domain:NAME]`` sections: the stacks page, and promotion for admins only."""
+        if not loaded.config.domains or not config_dict.get("www"):
+            return
+        from .www.stacks_page import admins_only, dashboard
+
+        www = config_dict["www"]
+        admins_only(www.get("authz"), [promote_builder(d) for d in loaded.config.domains])
+        if importlib.util.find_spec("buildbot_wsgi_dashboards") is not None:
+            plugins = www.setdefault("plugins", {})
+            names = [d.name for d in loaded.config.domains]
+            plugins.setdefault("wsgi_dashboards", []).append(dashboard(names))
 
     def _add_change_hooks(self, config_dict: dict[str, Any], loaded: Loaded) -> None:
         """The authenticated ``anybox`` change hook, and the repositories it accepts."""

@@ -4,8 +4,9 @@
   database (``changes``, ``sourcestamps``, ``change_files``, ``change_properties``), in bulk,
   before the master starts: each change carries the two properties the ``anybox`` hook
   stores (``anybox_ci_change_id``, ``anybox_ci_vcs``), encoded as Buildbot encodes them.
-- :func:`time_dedupe_query` runs the hook's own de-dup query (the product's method, on a
-  stand-in master whose pool runs it synchronously) and returns its times and query plan.
+- :func:`time_dedupe_query` runs the hook's own de-dup check (the product's ``_admit``: the
+  revision-indexed lookup, then the claim insert, on a stand-in master whose pool runs them
+  synchronously) and returns its times and the plan of its lookup.
 - :class:`EventStream` is a minimal WebSocket client of the master's ``/ws`` endpoint, so a
   build request is seen the moment the master publishes it, without polling the REST API.
 """
@@ -155,7 +156,7 @@ class _SyncPool:
 
 
 class _StandIn:
-    """Just what ``AnyboxHookHandler._already_added`` reads of a master."""
+    """Just what ``AnyboxHookHandler._admit`` reads of a master (for a change never seen)."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self.db = type("Db", (), {"model": Model, "pool": _SyncPool(conn)})()
@@ -172,11 +173,12 @@ class QueryTimes:
         return statistics.median(self.seconds)
 
 
-def time_dedupe_query(db_url: str, window: int | None = None, repeats: int = 30) -> QueryTimes:
-    """Time the hook's de-dup check for change ids that are absent (every new change's case).
+def time_dedupe_query(db_url: str, repeats: int = 30) -> QueryTimes:
+    """Time the hook's de-dup check for changes never seen (every new change's case).
 
-    Runs the product's own ``_already_added`` against the database, captures the SQL it
-    sends, and asks the database for the plan of its slowest statement.
+    Runs the product's own ``_admit`` against the database (lookup by revision, then the
+    claim insert and its commit), captures the SQL it sends, and asks the database for the
+    plan of its lookup.
     """
     engine = sa.create_engine(db_url)
     captured: list[tuple[str, Any]] = []
@@ -186,21 +188,21 @@ def time_dedupe_query(db_url: str, window: int | None = None, repeats: int = 30)
 
     seconds: list[float] = []
     with engine.connect() as conn:
-        options = {} if window is None else {"dedupe_window": window}
-        handler = AnyboxHookHandler(_StandIn(conn), options)
+        handler = AnyboxHookHandler(_StandIn(conn), {})
         sa.event.listen(engine, "before_cursor_execute", capture)
         for _ in range(repeats):
             captured.clear()
             cid = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+            revision = hashlib.sha1(cid.encode()).hexdigest()
             started = time.perf_counter()
-            found: list[bool] = []
-            handler._already_added(cid).addCallback(found.append)
+            admitted: list[bool] = []
+            handler._admit(cid, revision).addCallback(admitted.append)
             seconds.append(time.perf_counter() - started)
-            if found != [False]:
-                raise RuntimeError(f"de-dup query found an absent change id: {found}")
+            if admitted != [True]:
+                raise RuntimeError(f"de-dup check refused a change never seen: {admitted}")
         sa.event.remove(engine, "before_cursor_execute", capture)
         statements = len(captured)
-        statement, params = captured[-1]
+        statement, params = next((s, p) for s, p in captured if "JOIN" in s.upper())
         if engine.dialect.name == "postgresql":
             explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
         else:

@@ -343,7 +343,12 @@ def fetch_archive(source: str, dest: str, sha256: str | None = None) -> tuple[st
             except OSError as exc:
                 raise FetchError(f"download failed: {redact(str(exc))}") from None
         if sha256 is not None and digest != sha256.lower():
-            raise FetchError(f"sha256 mismatch: got {digest}, expected {sha256.lower()}")
+            _remove(target)  # no earlier tree may pass for this archive
+            raise FetchError(
+                f"sha256 mismatch: got {digest}, expected {sha256.lower()}; nothing extracted"
+            )
+        if sha256 is not None:
+            print(f"sha256 verified: {digest}", flush=True)
         extracted = Path(tmp) / "extracted"
         extracted.mkdir()
         count = extract_archive(archive, extracted)
@@ -351,12 +356,16 @@ def fetch_archive(source: str, dest: str, sha256: str | None = None) -> tuple[st
         root = extracted
         if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
             root = entries[0]
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
+        _remove(target)
         os.replace(root, target)
     return digest, count
+
+
+def _remove(target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
 
 
 # --- command line ----------------------------------------------------------------------------

@@ -693,3 +693,50 @@ def test_redact() -> None:
     )
     assert fetch.redact("https://example.com/r.git") == "https://example.com/r.git"
     assert fetch.redact("ssh://git@example.com/r.git") == "ssh://git@example.com/r.git"
+
+
+def test_a_tampered_archive_is_refused_and_leaves_no_earlier_tree(
+    script: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A release cell checks the hash its release build recorded: a changed byte fails the
+    fetch with one line, and the tree of an earlier build is gone (nothing to test)."""
+    archive = make_tar(tmp_path / "release.tar.gz", {"top/buildout.cfg": b"[buildout]\n"})
+    released = hashlib.sha256(archive.read_bytes()).hexdigest()
+    dest = tmp_path / "build"
+    args = ("archive", "--url", str(archive), "--dest", str(dest))
+    good = run(script, env, *args, f"--sha256={released}", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert f"sha256 verified: {released}" in good.stdout.splitlines()
+    assert (dest / "buildout.cfg").exists()
+    tampered = bytearray(archive.read_bytes())
+    tampered[-1] ^= 0xFF
+    archive.write_bytes(bytes(tampered))
+    proc = run(script, env, *args, f"--sha256={released}", cwd=tmp_path)
+    assert proc.returncode == 1
+    got = hashlib.sha256(bytes(tampered)).hexdigest()
+    assert summary_of(proc.stdout) == (
+        f"archive fetch failed: sha256 mismatch: got {got}, expected {released}; nothing extracted"
+    )
+    assert not dest.exists()
+    assert "sha256 verified" not in proc.stdout
+
+
+@pytest.mark.parametrize("value", ["", "-x", "abc", "g" * 64])
+def test_a_malformed_sha256_is_refused(
+    script: Path, env: dict[str, str], tmp_path: Path, value: str
+) -> None:
+    archive = make_tar(tmp_path / "a.tar.gz", {"top/x": b"x"})
+    proc = run(
+        script,
+        env,
+        "archive",
+        "--url",
+        str(archive),
+        "--dest",
+        str(tmp_path / "build"),
+        f"--sha256={value}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert summary_of(proc.stdout) == "refused: --sha256 must be 64 hexadecimal digits"
+    assert not (tmp_path / "build").exists()

@@ -1,7 +1,7 @@
 """Fuzzing the ``anybox`` change hook: any form gives a change or a one-line ValueError.
 
 The handler's ``getChanges`` runs on a fake request (the form as Twisted parses it: bytes
-keys, lists of bytes values) with the change id lookup answered "not seen". Whatever the
+keys, lists of bytes values) with the database's claim answered "never seen". Whatever the
 body, the outcome is a change within the limits, or a ValueError whose message is one
 non-empty line, which Buildbot turns into a 400. Never another exception (a 500).
 """
@@ -33,8 +33,8 @@ class _Request:
 
 
 class _Handler(AnyboxHookHandler):
-    def _already_added(self, cid: str) -> defer.Deferred[bool]:
-        return defer.succeed(False)
+    def _admit(self, cid: str, revision: str) -> defer.Deferred[bool]:
+        return defer.succeed(True)  # the database's answer for a change never seen
 
 
 def _handler() -> _Handler:

@@ -232,12 +232,14 @@ def layer_violations(found: list[Import]) -> list[str]:
             bad(imp, "devtools serves the command line (and tests, benchmarks) only")
         if src == "changes" and dst not in ("core", "changes"):
             bad(imp, "changes imports only core")
+        if src == "stacks" and dst not in ("core", "stacks"):
+            bad(imp, "stacks (the stack tables) imports only core")
         if (
             src == "www"
-            and dst not in ("core", "www")
+            and dst not in ("core", "www", "stacks")
             and not _in(imp.target, WWW_MAY_USE_OF_CHANGES)
         ):
-            bad(imp, "www imports only core, changes.protocol and changes.core")
+            bad(imp, "www imports only core, stacks, changes.protocol and changes.core")
         if src == "render" and dst in ("configurator", "cli"):
             bad(imp, "imports run core -> render -> configurator -> cli, never back")
         if src == "configurator" and dst == "cli":

@@ -10,7 +10,10 @@ over PB, one real PostgreSQL server and the sample buildouts in local git reposi
   capability version (``pg15``);
 - from the builder page, the "force" button and its form start a build, which the UI shows
   finishing green;
-- the "Matrix" page lists the builders and the unmatched cell.
+- the "Matrix" page shows each buildout's cells and the unmatched buildout's reason;
+- at 1,000 buildouts (a synthetic manifest planned by the configurator's loader, served by a
+  real master), the matrix page filters by name, tag and result, pages, and a cell's link
+  opens its build; a screenshot of it is kept (``matrix-1000-buildouts.png``).
 
 Screenshots land in ``test-artifacts/browser/`` at the repository root.
 """
@@ -221,8 +224,9 @@ def test_login_see_builders_per_buildout_force_and_watch_it_go_green(
             master.builder_ids()[builder],
             what=f"the page of {builder}",
         )
+        # the buildout's own form ("force"), beside the admins' "force matching" one
         browser.click("nav form button", "force")
-        assert browser.wait_text(".bb-forcebuild-modal .modal-title") == "force"
+        assert browser.wait_text(".bb-forcebuild-modal .modal-title") == "Force passing"
         browser.screenshot(ARTIFACTS / "04-force-form.png")
         browser.click(".bb-forcebuild-modal .modal-footer button", "Start build")
 
@@ -265,29 +269,174 @@ def test_login_see_builders_per_buildout_force_and_watch_it_go_green(
     assert master.builds(f"failing-pg{major}") == []
 
 
-def test_matrix_page_lists_the_builders_and_the_unmatched_cell(
+def test_matrix_page_shows_the_cells_and_the_unmatched_reason(
     site: Site, browser: Chromium
 ) -> None:
-    master = site.master
+    master, major = site.master, site.major
     with screenshot_on_failure(browser, "matrix"):
         browser.navigate(master.url + "#/builders")
         browser.click("a.bb-sidebar-item", "Matrix")
         assert browser.wait_for("() => location.hash === '#/anybox-matrix'", what="Matrix page")
         rows = wait_rows(
-            browser, TABLE_ROWS, ".bb-wsgi-dashboard-view table#builders", site.builders, "matrix"
+            browser, MATRIX_ROWS, ".bb-wsgi-dashboard-view table#matrix", {"passing"}, "matrix"
         )
-        assert sorted(r[0] for r in rows) == sorted(site.builders)
-        assert {r[0]: r[1] for r in rows} == {
-            f"passing-pg{site.major}": "passing",
-            f"failing-pg{site.major}": "failing",
-        }
-        assert all(r[2] == WORKER for r in rows), rows
-        unmatched = browser.call(TABLE_ROWS, ".bb-wsgi-dashboard-view table#unmatched")
-        assert [r[0] for r in unmatched] == ["restricted"]
-        assert "wkhtmltopdf" in unmatched[0][2]
+        by_name = {r["name"]: r["cells"] for r in rows}
+        assert sorted(by_name) == ["failing", "passing", "restricted"]
+        assert [c["cell"] for c in by_name["passing"]] == [f"passing-pg{major}"]
+        assert [c["cell"] for c in by_name["failing"]] == [f"failing-pg{major}"]
+        [reason] = by_name["restricted"]
+        assert reason["cell"] is None and "wkhtmltopdf" in reason["text"]
         browser.screenshot(ARTIFACTS / "06-matrix.png")
 
         # The same page straight from the plugin's URL, which the UI embeds.
         browser.navigate(master.url + "plugins/wsgi_dashboards/anybox-matrix/index.html")
-        direct = wait_rows(browser, TABLE_ROWS, "table#builders", site.builders, "plugin page")
-        assert direct == rows
+        direct = wait_rows(browser, MATRIX_ROWS, "table#matrix", {"passing"}, "plugin page")
+        assert [r["name"] for r in direct] == [r["name"] for r in rows]
+
+
+# ---------------------------------------------------------------- 1,000 buildouts
+
+BIG = 1000
+BIG_CFG = """\
+import sys
+from buildbot.plugins import schedulers, steps, util, worker
+from anybox_ci.configurator import AnyboxConfigurator
+from anybox_ci.www.matrix_page import dashboard
+
+# The plan of the synthetic manifest, by the configurator's own loader; only the cells the
+# test builds are registered builders (registering 3,000 would take minutes to start).
+anybox = AnyboxConfigurator(basedir)
+loaded = anybox.load()
+assert not loaded.diagnostics.errors, loaded.diagnostics.errors
+
+def factory(code):
+    return util.BuildFactory([steps.ShellCommand(name='run', command=[sys.executable, '-c', code])])
+
+c = BuildmasterConfig = {{}}
+c['buildbotNetUsageData'] = None
+c['title'] = 'matrix at 1,000 buildouts'
+c['buildbotURL'] = 'http://127.0.0.1:{port}/'
+c['db'] = {{'db_url': 'sqlite:///state.sqlite'}}
+c['protocols'] = {{'null': {{}}}}
+c['workers'] = [worker.LocalWorker('local1')]
+c['builders'] = [
+    util.BuilderConfig(name=name, workernames=['local1'], factory=factory(code))
+    for name, code in {builders!r}.items()
+]
+c['schedulers'] = [schedulers.ForceScheduler(name='force', builderNames={names!r})]
+c['www'] = {{
+    'port': {port},
+    'plugins': {{'wsgi_dashboards': [
+        dashboard(loaded.matrix, loaded.config.buildouts, anybox.registry)]}},
+}}
+"""
+
+# The rows of the matrix table: the buildout and, per slot, its cell name (or None) and text.
+MATRIX_ROWS = """(css) => {
+  const table = document.querySelector(css);
+  if (!table) return null;
+  return Array.from(table.querySelectorAll('tbody tr')).map(tr => ({
+    name: tr.querySelector('th.buildout').dataset.buildout,
+    cells: Array.from(tr.querySelectorAll('td:not(.badge)')).map(td => ({
+      cell: td.dataset.cell || null, state: td.className, text: td.innerText.trim()})),
+  }));
+}"""
+
+
+@dataclass
+class Big:
+    master: Master
+    lo: int
+    hi: int
+    failing: str
+    passing: str
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Big]:
+    from tests.pgfixtures import configured_versions
+
+    majors = sorted(configured_versions())
+    lo, hi = majors[0], majors[-1]
+    root = tmp_path_factory.mktemp("matrix1000")
+    master = Master(root / "master")
+    sections = []
+    for i in range(BIG):
+        extra = ""
+        if i % 100 == 42:
+            extra = "build-requires = wkhtmltopdf\n"  # no worker has it: a row with a reason
+        elif i % 10 == 7:
+            extra = f"build-for = postgresql >= {hi}\n"  # slots that say build-for skips them
+        category = "odoo" if i % 2 else "site"
+        sections.append(
+            f"[b{i:04d}]\nbuildout = standalone light.cfg\nbuild-category = {category}\n{extra}"
+        )
+    manifest = "[DEFAULT]\nbuild-for = postgresql\n\n" + "\n".join(sections)
+    offers = "\n    ".join(f"postgresql {v} port={5400 + v}" for v in majors)
+    passing, failing = f"b0001-pg{lo}", f"b0002-pg{lo}"
+    builders = {passing: "print('ok')", failing: "raise SystemExit(1)", f"b0003-pg{hi}": "0"}
+    master.create(
+        manifest,
+        f"[w1]\npassword = secret:w1\ncapability =\n    {offers}\n",
+        config=BIG_CFG.format(port=master.www_port, builders=builders, names=sorted(builders)),
+    )
+    (master.basedir / "buildouts" / "light.cfg").write_text("[buildout]\nparts =\n")
+    with master.running():
+        bsids = [master.force(name, "force") for name in sorted(builders)]
+        master.wait_buildsets(bsids, 60)
+        yield Big(master, lo, hi, failing, passing)
+
+
+def test_matrix_at_1000_buildouts_filter_page_and_follow_a_cell(
+    big: Big, browser: Chromium
+) -> None:
+    master = big.master
+    page_url = master.url + "plugins/wsgi_dashboards/anybox-matrix/index.html"
+    with screenshot_on_failure(browser, "matrix-1000"):
+        # -- embedded in the web UI: the first page of 50 rows, and the screenshot --------------
+        browser.navigate(master.url + "#/anybox-matrix")
+        rows = wait_rows(
+            browser, MATRIX_ROWS, ".bb-wsgi-dashboard-view table#matrix", {"b0001"}, "matrix"
+        )
+        assert len(rows) == 50 and rows[0]["name"] == "b0000"
+        summary = browser.text(".bb-wsgi-dashboard-view p.summary")
+        assert summary.startswith(f"{BIG} buildout(s)"), summary
+        b1 = {c["cell"]: c for c in rows[1]["cells"]}
+        assert "r-success" in b1[big.passing]["state"], b1
+        assert "r-failure" in {c["cell"]: c for c in rows[2]["cells"]}[big.failing]["state"]
+        b7 = rows[7]["cells"]
+        assert b7[0]["cell"] is None and "not selected by build-for" in b7[0]["text"], b7
+        shot = browser.screenshot(ARTIFACTS / "matrix-1000-buildouts.png")
+        print(f"\nmatrix page at {BIG} buildouts: {shot}")
+
+        # -- filter by name, from the embedded form: the page itself answers -------------------
+        browser.call(
+            "(v) => { document.querySelector('form.filter input[name=name]').value = v; }", "b004"
+        )
+        browser.click("form.filter button", "Filter")
+        rows = wait_rows(browser, MATRIX_ROWS, "table#matrix", {"b0040"}, "filtered")
+        assert [r["name"] for r in rows] == [f"b004{i}" for i in range(10)]
+        [reason] = rows[2]["cells"]  # b0042 requires wkhtmltopdf
+        assert reason["cell"] is None and "wkhtmltopdf" in reason["text"], rows[2]
+
+        # -- paging, by the pager's links -------------------------------------------------------
+        browser.navigate(page_url + "?tag=odoo&size=100")
+        wait_rows(browser, MATRIX_ROWS, "table#matrix", {"b0001"}, "odoo, page 1")
+        assert browser.text(".pager .position") == "page 1 of 5"
+        browser.click(".pager a.next", "next")
+        rows = wait_rows(browser, MATRIX_ROWS, "table#matrix", {"b0201"}, "odoo, page 2")
+        assert [r["name"] for r in rows] == [f"b{i:04d}" for i in range(201, 400, 2)]
+        assert browser.text(".pager .position") == "page 2 of 5"
+
+        # -- filter by result, then follow the failing cell's link to its build -----------------
+        browser.navigate(page_url + "?result=failure")
+        rows = wait_rows(browser, MATRIX_ROWS, "table#matrix", {"b0002"}, "failures")
+        assert [r["name"] for r in rows] == ["b0002"]
+        [build] = master.builds(big.failing)
+        browser.click(f"td[data-cell='{big.failing}'] a.build")
+        browser.wait_for(
+            "(h) => location.hash === h",
+            f"#/builders/{build['builderid']}/builds/{build['number']}",
+            what="the failing build's page",
+        )
+        assert browser.wait_text(".bb-build-summary .bb-badge-status") == "FAILURE"

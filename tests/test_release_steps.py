@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from buildbot.plugins import steps, util
+from buildbot.config.errors import ConfigErrors
+from buildbot.plugins import schedulers, steps, util
 from buildbot.process.buildstep import create_step_from_step_or_factory
 from buildbot.process.properties import Properties
 
@@ -19,13 +20,17 @@ from anybox_ci.configurator import AnyboxConfigurator
 from anybox_ci.core import schema
 from anybox_ci.core.diagnostics import Diagnostics
 from anybox_ci.core.manifest import load_manifests
-from anybox_ci.render.steps_generic import ArchiveName
+from anybox_ci.render.steps_generic import PACKAGE_FILE, ArchiveName
 from anybox_ci.render.steps_release import (
     MIGRATION_RE,
+    RELEASE_FILE,
+    OfflineEnv,
+    ReleaseFetch,
     UpgradeStep,
     VersionStep,
     _ModuleObserver,
     _ReleaseObserver,
+    archive_name,
     release_value,
 )
 
@@ -290,3 +295,154 @@ def test_a_failed_upgrade_summary_names_the_module() -> None:
     )
     step.failed = False
     assert step.getResultSummary()["step"].startswith("critical:")
+
+
+# ---------------------------------------------------------------- release archives, as shipped
+
+RELEASE = (
+    "[erp]\nbuild-for = postgresql\nbuildout = gittag https://example.com/erp.git b.cfg\n"
+    "buildout-options =\n    odoo:src=/srv/odoo\n    -v\n"
+    "post-buildout-steps = packaging\npackaging.upload-dir = {upload}\n\n"
+)
+INSTALL = (
+    "[erp-install]\nbuild-for = postgresql\n"
+    "buildout = archive https://example.com/latest.tar.gz anybox-ci-release.cfg\n"
+    "archive.from = erp\npost-buildout-steps = test-command\ntest-command = bin/test\n"
+)
+
+
+def configure_release(tmp_path: Path, manifest: str) -> dict[str, Any]:
+    root = tmp_path.resolve()
+    (root / "buildouts").mkdir(parents=True, exist_ok=True)
+    (root / "buildouts" / "MANIFEST.cfg").write_text(manifest)
+    (root / "buildouts" / "b.cfg").write_text("[buildout]\nparts =\n")
+    (root / "workers.cfg").write_text(WORKERS)
+    config: dict[str, Any] = {}
+    AnyboxConfigurator(root).configure(config)
+    return config
+
+
+def steps_of(config: dict[str, Any], builder: str) -> dict[str, Any]:
+    (found,) = [b for b in config["builders"] if b.name == builder]
+    built = [s.buildStep() for s in found.factory.steps]
+    return {step_name(s): s for s in built}
+
+
+def test_packaging_freezes_uploads_hashes_and_triggers(tmp_path: Path) -> None:
+    upload = tmp_path / "releases"
+    built = steps_of(configure_release(tmp_path, RELEASE.format(upload=upload)), "erp-pg15")
+    names = list(built)
+    tail = ["packaging", "upload_package", "archive_sha256", "trigger_archive_tests"]
+    start = names.index("packaging")
+    assert names[start : start + len(tail)] == tail
+    argv = built["packaging"].command
+    assert argv[2:5] == ["package", "--buildout-dir", "."]
+    assert "--config=b.cfg" in argv
+    # the manifest's assignments are frozen into the archive; other arguments are not
+    assert [a for a in argv if isinstance(a, str) and a.startswith("--option")] == [
+        "--option=odoo:src=/srv/odoo"
+    ]
+    props = Properties(release_version="1.4.2", buildnumber=3, builddir="/w/erp-pg15")
+    rendered = [props.render(a).result if not isinstance(a, str) else a for a in argv]
+    assert "--name=erp-1.4.2" in rendered
+    assert "--output=/w/erp-pg15/" + PACKAGE_FILE in rendered
+    upload_step = built["upload_package"]
+    assert upload_step.workersrc == PACKAGE_FILE
+    assert props.render(upload_step.masterdest).result == f"{upload}/erp-1.4.2.tar.gz"
+    trigger = built["trigger_archive_tests"]
+    assert isinstance(trigger, steps.Trigger)
+    assert trigger.schedulerNames == ["release:erp"]
+    assert set(trigger.set_properties) >= {"archive_name", "archive_sha256"}
+    assert trigger.waitForFinish is False
+
+
+def test_archive_from_gets_a_triggerable_over_its_cells(tmp_path: Path) -> None:
+    config = configure_release(tmp_path, RELEASE.format(upload=tmp_path / "r") + INSTALL)
+    (triggerable,) = [s for s in config["schedulers"] if s.name == "release:erp"]
+    assert isinstance(triggerable, schedulers.Triggerable)
+    assert triggerable.builderNames == ["erp-install-pg15"]
+    built = steps_of(config, "erp-install-pg15")
+    assert list(built)[:3] == ["send_build_utils", "download_release", "fetch_buildout"]
+    assert isinstance(built["fetch_buildout"].command, ReleaseFetch)
+    # the archive brings its eggs: the worker's caches are not given to bin/buildout
+    buildout = [fmt(a) for a in built["buildout"].command]
+    assert not any("eggs-directory" in str(a) or "download-cache" in str(a) for a in buildout)
+    assert buildout[1:3] == ["-c", "anybox-ci-release.cfg"]
+    assert isinstance(built["buildout"].env, OfflineEnv)
+    # a buildout without archive.from keeps its caches and has no release scheduler
+    plain = steps_of(config, "erp-pg15")
+    assert any("eggs-directory" in str(fmt(a)) for a in plain["buildout"].command)
+
+
+def test_the_release_fetch_takes_the_exact_archive_and_its_hash() -> None:
+    fetch = ReleaseFetch(util.Interpolate("https://example.com/latest.tar.gz"), "build")
+    sha = "ab" * 32
+    triggered = Properties(archive_name="erp-1.4.tar.gz", archive_sha256=sha)
+    argv = fetch.getRenderingFor(triggered).result
+    assert argv[2:] == [
+        "fetch",
+        "archive",
+        "--url",
+        RELEASE_FILE,
+        "--dest",
+        "build",
+        f"--sha256={sha}",
+    ]
+    # triggered without a hash: the fetch is asked for an empty one, and refuses it
+    assert fetch.getRenderingFor(Properties(archive_name="erp-1.tar.gz")).result[-1] == "--sha256="
+    forced = fetch.getRenderingFor(Properties()).result
+    assert forced[-4:] == ["--url", "https://example.com/latest.tar.gz", "--dest", "build"]
+
+
+def test_only_plain_archive_names_are_read_on_the_master() -> None:
+    assert archive_name("erp-1.4.2.tar.gz") == "erp-1.4.2.tar.gz"
+    for bad in (
+        "../erp.tar.gz",
+        "/etc/passwd",
+        "erp.tar.gz/..",
+        "a/b.tar.gz",
+        "x.zip",
+        "",
+        None,
+        3,
+    ):
+        assert archive_name(bad) is None, bad
+
+
+def test_the_offline_env_removes_every_index_of_pip() -> None:
+    env = OfflineEnv(
+        {"PATH": "/bin", "PIP_FIND_LINKS": "/opt/wheels"}, (("PIP_EXISTS_ACTION", "w"),)
+    )
+    rendered = env.getRenderingFor(Properties()).result
+    assert rendered["PIP_NO_INDEX"] == "1"
+    assert rendered["PIP_FIND_LINKS"] is None and rendered["PIP_INDEX_URL"] is None
+    assert rendered["PATH"] == "/bin" and rendered["PIP_EXISTS_ACTION"] == "w"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "error"),
+    [
+        (
+            RELEASE.format(upload="/r")
+            + INSTALL.replace("archive.from = erp", "archive.from = nope"),
+            "archive.from: no buildout section 'nope'",
+        ),
+        (
+            RELEASE.format(upload="/r").replace("packaging.upload-dir = /r\n", "") + INSTALL,
+            "archive.from: 'erp' makes no release archive: it needs 'packaging' in "
+            "post-buildout-steps and packaging.upload-dir",
+        ),
+        (
+            RELEASE.format(upload="/r")
+            + INSTALL.replace(
+                "archive https://example.com/latest.tar.gz anybox-ci-release.cfg",
+                "standalone b.cfg",
+            ),
+            "archive.from: only an 'archive' buildout tests release archives, not 'standalone'",
+        ),
+    ],
+)
+def test_a_bad_archive_from_is_a_config_error(tmp_path: Path, manifest: str, error: str) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        configure_release(tmp_path, manifest)
+    assert any(e.endswith(f"[erp-install] {error}") for e in info.value.errors), info.value.errors

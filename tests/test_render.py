@@ -181,11 +181,13 @@ def test_one_change_scheduler_per_watching_buildout(tmp_path: Path) -> None:
     assert [s.name for s in change_scheds] == ["changes:erp"]
 
 
-def test_force_scheduler_over_all_builders(tmp_path: Path) -> None:
+def test_force_schedulers_per_buildout_and_one_for_admins(tmp_path: Path) -> None:
     d = configured(make_master(tmp_path))
-    force = [s for s in d["schedulers"] if isinstance(s, schedulers.ForceScheduler)]
-    assert [s.name for s in force] == ["force"]
-    assert sorted(force[0].builderNames) == ["erp-pg15", "erp-pg17", "site-pg15"]
+    force = {s.name: s for s in d["schedulers"] if isinstance(s, schedulers.ForceScheduler)}
+    assert sorted(force) == ["force-erp", "force-site", "force_matching"]
+    assert force["force-erp"].builderNames == ["erp-pg15", "erp-pg17"]
+    assert force["force-site"].builderNames == ["site-pg15"]
+    assert sorted(force["force_matching"].builderNames) == ["erp-pg15", "erp-pg17", "site-pg15"]
 
 
 def test_pollers_per_watched_repository(tmp_path: Path) -> None:
@@ -233,7 +235,13 @@ def test_user_configuration_is_kept(tmp_path: Path) -> None:
         "my-builder",
         "site-pg15",
     ]
-    assert sorted(config.schedulers) == ["changes:erp", "force", "my_force"]
+    assert sorted(config.schedulers) == [
+        "changes:erp",
+        "force-erp",
+        "force-site",
+        "force_matching",
+        "my_force",
+    ]
     assert sorted(w.workername for w in config.workers) == ["ci1", "ci2", "mine"]
     assert len(config.change_sources) == 4
 
@@ -371,7 +379,7 @@ def test_section_named_force(tmp_path: Path) -> None:
         tmp_path, "[force]\nbuildout = git https://e.com/f.git main b.cfg\nbuild-for = postgresql\n"
     )
     config = MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
-    assert len(config.schedulers) == 2
+    assert sorted(config.schedulers) == ["changes:force", "force-force", "force_matching"]
 
 
 def test_nightly_scheduler_name_is_not_another_sections(tmp_path: Path) -> None:
@@ -381,7 +389,13 @@ def test_nightly_scheduler_name_is_not_another_sections(tmp_path: Path) -> None:
         "[erp-nightly-0230]\nbuildout = git https://e.com/n.git main b.cfg\n",
     )
     config = MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
-    assert len(config.schedulers) == 3
+    assert sorted(config.schedulers) == [
+        "changes:erp-nightly-0230",
+        "force-erp",
+        "force-erp-nightly-0230",
+        "force_matching",
+        "nightly:erp:0230",
+    ]
 
 
 def test_build_category_repeats_are_merged(tmp_path: Path) -> None:

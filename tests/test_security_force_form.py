@@ -90,6 +90,25 @@ def test_fetch_guard_refuses_a_hostile_sourcestamp_before_any_command() -> None:
     assert guard.problems(build(("other", None, "-u/tmp/x")))  # unknown codebase: git rules
 
 
+@pytest.mark.parametrize(
+    "value", [*HOSTILE, "pg99", "postgresql >= x", "", "a" * 300, ["pg15", "x"]]
+)
+def test_force_matching_refuses_anything_but_a_known_tag_or_filter(value: Any) -> None:
+    from anybox_ci.core.selection import Target
+    from anybox_ci.core.versions import Version
+    from anybox_ci.render.changes import MatchingForceScheduler
+
+    scheduler = MatchingForceScheduler.__new__(MatchingForceScheduler)
+    scheduler.targets = (
+        Target("erp-pg15", "erp", ("odoo", "pg15"), (("postgresql", Version.parse("15")),)),
+    )
+    if isinstance(value, list):
+        assert scheduler.selection(value) == {"erp": ["erp-pg15"]}  # the first value only
+        return
+    with pytest.raises(ValidationError):
+        scheduler.selection(value)
+
+
 # ---------------------------------------------------------------- live
 
 
@@ -143,7 +162,9 @@ odoo-addons = sample
                 "id": 1,
                 "params": {"builderid": builderid, field: payload},
             }
-            status, answer = http_request(master.url + "api/v2/forceschedulers/force", body=body)
+            status, answer = http_request(
+                master.url + "api/v2/forceschedulers/force-erp", body=body
+            )
             assert status == 400, answer
             assert "refused" in json.dumps(json.loads(answer)["error"]), answer
         assert master.builds(builder) == []  # no build was even requested

@@ -20,6 +20,7 @@ from anybox_ci.www.passwords import hash_password
 from tests.test_htpasswd import Client
 
 PAGE = "plugins/wsgi_dashboards/anybox-matrix/index.html"
+BADGE = "plugins/wsgi_dashboards/anybox-matrix/badges/secret-erp.svg"
 MASTER_CFG = """\
 from types import MappingProxyType
 from buildbot.plugins import schedulers, util, worker
@@ -80,15 +81,24 @@ def test_d11_matrix_page_needs_the_right_to_read(master: Master) -> None:
     assert status == 403, body[:300]
     assert b"secret-erp" not in body and b"private-worker" not in body
     assert body.decode().count("\n") == 1  # one line
+    # the badges follow the same rule: a README badge of a private master tells nothing
+    status, body = anonymous.request(BADGE)
+    assert status == 403 and b"secret-erp" not in body
     # a forged or garbage session cookie is anonymous, and no traceback in the log
     for cookie in ("TWISTED_SESSION=garbage", "TWISTED_SESSION=a.b.c", "TWISTED_SESSION="):
-        status, body = http_request(master.url + PAGE, headers={"Cookie": cookie})
-        assert status == 403 and b"secret-erp" not in body
+        for path in (PAGE, BADGE):
+            status, body = http_request(master.url + path, headers={"Cookie": cookie})
+            assert status == 403 and b"secret-erp" not in body
     bob = Client(master.url)
     assert bob.login("bob", "bob-pw") == 200
     assert bob.get_json("/api/v2/builders")[0] == 200
     status, body = bob.request(PAGE)
     assert status == 200 and b"secret-erp-pg15" in body and b"private-worker" in body
+    status, body = bob.request(BADGE)
+    assert status == 200 and b"<svg" in body and b"secret-erp" in body
+    # a hostile query is one line, never an echo of the value
+    status, body = bob.request(PAGE + "?tag=%3Cscript%3E")
+    assert status == 400 and b"<script>" not in body
     log = master.log()
     assert "Traceback" not in log, master.log_tail(60)
 

@@ -108,8 +108,8 @@ class UploadStaysInItsFolder(TestBuildStepMixin, TestReactorMixin, unittest.Test
         self.build.setProperty("buildnumber", 7, "Build")
         self.expect_commands(
             ExpectUploadFile(
-                workersrc="../erp.tar.gz",
-                workdir="build",
+                workersrc="anybox-ci-package.tar.gz",
+                workdir=".",
                 blocksize=262144,
                 maxsize=None,
                 keepstamp=False,

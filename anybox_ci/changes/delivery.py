@@ -5,6 +5,11 @@ acknowledgement was lost is simply posted again: it carries its identity and the
 acknowledges a replay without adding it twice. Delivery stops at the first transient failure
 so that changes keep their order; the next run (cron or push hook) resumes from there.
 
+With several masters sharing one database, any of them adds a change for all; ``deliver``
+takes their URLs in order of preference and moves to the next when one cannot be reached or
+answers with a server error (5xx), for the rest of the run. The masters' shared database
+makes a change posted to two of them count once (see ``anybox_ci.www.change_claims``).
+
 The hook secret is read from a file or the environment, never from argv (visible to every
 local user in ``ps``), and is never printed.
 """
@@ -16,7 +21,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,19 +101,34 @@ def _post(endpoint: str, fields: Mapping[str, str], auth: str, timeout: float) -
         return 0, f"cannot reach {endpoint}: {reason}"
 
 
-def deliver(
-    spool: Spool, url: str, user: str, secret: str, timeout: float = DEFAULT_TIMEOUT
-) -> DeliveryReport:
-    """Post the spooled changes in order; each leaves the spool once the master accepted it.
+def _failover(status: int) -> bool:
+    """Whether another master may do better: this one is unreachable or failed itself."""
+    return status == 0 or status >= 500
 
-    A 400 answer means the master refuses that change for good (unknown repository, bad
-    branch): it is moved to ``rejected/`` so it cannot block the queue. Anything else that is
-    not a success (unreachable, 401, 5xx) stops delivery and keeps the rest for the next run.
+
+def deliver(
+    spool: Spool,
+    url: str | Sequence[str],
+    user: str,
+    secret: str,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> DeliveryReport:
+    """Post the spooled changes in order; each leaves the spool once a master accepted it.
+
+    ``url`` is one master's base URL, or several in order of preference: when a master is
+    unreachable or answers 5xx, the same change goes to the next one, which is then used for
+    the rest of the run. A 400 answer means the master refuses that change for good (unknown
+    repository, bad branch): it is moved to ``rejected/`` so it cannot block the queue. A 401,
+    or every master failing, stops delivery and keeps the rest for the next run.
     """
-    endpoint = hook_endpoint(url)
+    urls = [url] if isinstance(url, str) else list(url)
+    if not urls:
+        raise ValueError("no master URL to deliver changes to")
+    endpoints = [hook_endpoint(u) for u in urls]
     token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
     auth = f"Basic {token}"
     delivered = rejected = 0
+    current = 0  # the master that answered last
     with spool.locked():
         pending = spool.pending()
         for index, path in enumerate(pending):
@@ -118,7 +138,15 @@ def deliver(
                 spool.reject(path, str(exc))
                 rejected += 1
                 continue
-            status, message = _post(endpoint, change_form(cid, change), auth, timeout)
+            fields = change_form(cid, change)
+            failures: list[str] = []
+            for attempt in range(len(endpoints)):
+                which = (current + attempt) % len(endpoints)
+                status, message = _post(endpoints[which], fields, auth, timeout)
+                if not _failover(status):
+                    current = which
+                    break
+                failures.append(f"HTTP {status}: {message}" if status else message)
             if 200 <= status < 300:
                 spool.remove(path)
                 delivered += 1
@@ -126,8 +154,9 @@ def deliver(
                 spool.reject(path, f"HTTP 400: {message}")
                 rejected += 1
             else:
-                what = f"HTTP {status}: {message}" if status else message
                 if status == 401:
                     what = "HTTP 401: the master refused the hook user or secret"
+                else:
+                    what = "; ".join(failures) if failures else f"HTTP {status}: {message}"
                 return DeliveryReport(delivered, rejected, len(pending) - index, what)
     return DeliveryReport(delivered, rejected, 0)

@@ -54,6 +54,9 @@ COMMANDS: dict[str, Command] = {
         "notify_push_main",
     ),
     "docs": Command("rewrite the manifest and workers reference pages", "anybox_ci.cli.docs"),
+    "stack": Command(
+        "list, show, diff, export and promote the stacks of a master", "anybox_ci.cli.stack"
+    ),
 }
 
 DESCRIPTION = """\

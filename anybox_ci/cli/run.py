@@ -7,6 +7,10 @@ cell, then a table: cell, worker, result, time, tests run/failed, first failure.
 when a cell does not end as expected (``--expect-fail`` names sections meant to fail).
 Everything started is stopped at the end, Ctrl-C included. Buildout eggs and downloads
 are kept in ~/.cache/anybox-ci/buildout between runs.
+
+``--masters N`` runs N masters as a multi-master installation does: one PostgreSQL database
+for all, a crossbar router between them (installed once into ~/.cache/anybox-ci/crossbar),
+and one local worker per master.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Request:
     serve: bool = False
     title: str = "anybox-ci run"
     env: dict[str, str] = field(default_factory=dict)
+    masters: int = 1
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,16 @@ def execute(request: Request, root: Path) -> int:
         print("anybox-ci run: error: no cell can run on this machine", file=sys.stderr)
         return 1
     started = time.monotonic()
-    session = localrun.LocalRun(
+    run_class = localrun.LocalRun
+    extra: dict[str, Any] = {}
+    if request.masters > 1:
+        from ..devtools.multirun import MultiMasterRun
+
+        run_class, extra = MultiMasterRun, {"count": request.masters}
+        if not request.majors:
+            print("anybox-ci run: error: --masters needs --pg", file=sys.stderr)
+            return 1
+    session = run_class(
         root=root,
         manifests=request.manifests,
         majors=request.majors,
@@ -120,6 +134,7 @@ def execute(request: Request, root: Path) -> int:
         say=say,
         buildout_cache=localrun.cache_root() / "buildout",
         env=request.env,
+        **extra,
     )
     with session.running() as master:
         builds = session.build(sorted(found.cells), request.timeout)
@@ -237,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="one more capability of the local worker, as in workers.cfg "
         "(e.g. 'wkhtmltopdf 0.12.6'; repeatable)",
     )
+    parser.add_argument(
+        "--masters",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N masters on one PostgreSQL database and a crossbar router, one local "
+        "worker each, as a multi-master installation does (default: 1)",
+    )
     add_run_args(parser)
     return parser
 
@@ -251,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.jobs < 1:
         print("anybox-ci run: error: --jobs must be at least 1", file=sys.stderr)
         return 1
+    if not 1 <= args.masters <= 8:
+        print("anybox-ci run: error: --masters must be between 1 and 8", file=sys.stderr)
+        return 1
     request = Request(
         manifests=[m.resolve() for m in manifests],
         majors=args.pg,
@@ -261,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         serve=args.serve,
         title=f"anybox-ci run {args.dir.resolve()}",
+        masters=args.masters,
     )
     try:
         with scratch("anybox-ci-run-", args.keep) as root:

@@ -82,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="'PREFIX -> REPLACEMENT' lines applied to the URLs fetched",
     )
-    parser.add_argument("--notify", metavar="URL", help="master base URL to deliver changes to")
+    parser.add_argument(
+        "--notify",
+        metavar="URL",
+        action="append",
+        help="master base URL to deliver changes to; repeat it for several masters sharing "
+        "one database: the next is tried when one is down",
+    )
     parser.add_argument("--user", default="anybox-ci", help="change hook user")
     parser.add_argument("--secret-file", help=f"change hook password file (else ${SECRET_ENV})")
     parser.add_argument("--spool", type=Path, help="change spool (default ROOT/.spool)")
@@ -112,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             rules = parse_rewrite_rules(args.rewrite_file.read_text(), str(args.rewrite_file))
         secret = ""
         if args.notify:
-            hook_endpoint(args.notify)
+            for url in args.notify:
+                hook_endpoint(url)
             secret = read_secret(args.secret_file)
     except OSError as exc:
         return fail(f"{exc.filename}: {exc.strerror}")

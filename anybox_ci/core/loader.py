@@ -66,6 +66,7 @@ def load_config(
         manifest_paths=manifests.paths,
         section_names=manifests.sections,
         inherit_broken=manifests.silently_broken,
+        domains=manifests.domains,
     )
 
 
@@ -124,6 +125,11 @@ def leave_out_broken(loaded: Loaded, problems: Iterable[Diagnostic]) -> Loaded |
         config,
         buildouts=tuple(b for b in config.buildouts if b.name not in dropped),
         watch_sections=tuple(w for w in config.watch_sections if w.name not in dropped),
+        domains=tuple(
+            d
+            for d in config.domains
+            if d.section not in dropped and not dropped.intersection(d.get(schema.MEMBERS))
+        ),
     )
     matrix = Matrix(
         tuple(c for c in loaded.matrix.cells if c.buildout not in dropped),

@@ -21,10 +21,11 @@ from types import MappingProxyType
 
 from . import schema
 from .diagnostics import Diagnostic, Diagnostics, did_you_mean
+from .domains import check_members, is_domain_section, read_domain, warn_domain_options
 from .inifile import IniFile, Section, read_ini
 from .kinds import Requirements
 from .lines import NAME_RE, parse_source, parse_watch
-from .model import Buildout, Requirement, Watch, WatchSection
+from .model import Buildout, Domain, Requirement, Watch, WatchSection
 from .options import RawValue, Resolved, canonical_names, interpolate, raw_options, references
 from .options import resolve as resolve_options
 from .stepset_catalogue import BUILTIN, KINDS, Catalogue, StepSetSpec
@@ -52,6 +53,8 @@ class ManifestSet:
     #: sections left out only because the section they inherit from is broken, with why
     #: (``FILE:LINE: [section] inherit: ...``)
     silently_broken: Mapping[str, str] = field(default_factory=dict)
+    #: ``[domain:NAME]`` sections whose members are all buildouts
+    domains: tuple[Domain, ...] = ()
 
 
 @dataclass
@@ -184,15 +187,23 @@ def read_manifests(
     silent: dict[str, str] = {}
     buildouts: list[Buildout] = []
     watch_sections: list[WatchSection] = []
+    domains: list[tuple[Domain, RawValue | None]] = []
     for name, entry in sections.items():
+        if is_domain_section(name):
+            domain = read_domain(name, entry.section, entry.ini.defaults, diags)
+            if domain is not None:
+                domains.append(domain)
+            continue
         raw = _inherited_raw(name, sections, diags, cache, silent)
         if raw is None:
             continue
         made = _make_buildout(name, entry, raw, diags, step_sets, name in parents)
         if isinstance(made, Buildout):
             buildouts.append(made)
+            warn_domain_options(name, entry.section, diags)
         elif made is not None:
             watch_sections.append(made)
+    kept_domains = check_members(domains, buildouts, sections, diags, silent)
     diags.drop_repeated_warnings(first_section_diag)
     return ManifestSet(
         tuple(buildouts),
@@ -200,6 +211,7 @@ def read_manifests(
         tuple(read_paths),
         frozenset(sections),
         MappingProxyType(silent),
+        kept_domains,
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .schema import Option
+from .schema import DOMAIN_SECTION_PREFIX, Option
 from .vcs import VCS_NAMES
 from .versions import Version, VersionFilter
 
@@ -147,6 +147,30 @@ class WatchSection:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """A ``[domain:NAME]`` section: buildouts whose candidates are frozen into stacks.
+
+    Green builds of each member record its newest *unstable* candidate; the acceptance
+    builder freezes one candidate per member into an immutable stack and promotes it
+    through the channels (see docs/stacks.md)."""
+
+    name: str
+    manifest: str
+    line: int
+    #: every domain option by name, parsed, defaults included (read with :meth:`get`)
+    options: Mapping[str, Any]
+    install_targets: tuple[Requirement, ...] = ()
+
+    def get(self, option: Option[T]) -> T:
+        return cast(T, self.options[option.name])
+
+    @property
+    def section(self) -> str:
+        """The section's name as written: ``domain:NAME``."""
+        return DOMAIN_SECTION_PREFIX + self.name
+
+
+@dataclass(frozen=True)
 class Config:
     buildouts: tuple[Buildout, ...]
     workers: tuple[WorkerDef, ...]
@@ -158,3 +182,5 @@ class Config:
     #: sections left out without an error of their own, because the section they inherit
     #: from cannot be read: why, as ``FILE:LINE: [section] inherit: ...``
     inherit_broken: Mapping[str, str] = field(default_factory=dict)
+    #: ``[domain:NAME]`` sections, whose members are buildouts of ``buildouts``
+    domains: tuple[Domain, ...] = ()

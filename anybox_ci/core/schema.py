@@ -654,6 +654,86 @@ UPGRADE_TEST_FROM: Option[str] = Option(
     "nearest version tag (`release.tag-pattern`) of the revision under test.",
     example="v1.4",
 )
+ARCHIVE_FROM: Option[str] = Option(
+    "archive.from",
+    _token("a buildout section name"),
+    "",
+    "For an `archive` buildout: the section whose `packaging` step set makes the archive. "
+    "Each of its release builds uploads the archive, then triggers this buildout's cells with "
+    "the archive's name and SHA-256 (properties `archive_name`, `archive_sha256`); each cell "
+    "takes that exact archive from the master, checks its hash, builds it with no package "
+    "index (`anybox-ci-release.cfg`, the file to name in `buildout`) and runs its step sets. "
+    "A build not triggered (forced) fetches the URL of the `buildout` line.",
+    example="erp-release",
+)
+
+# ---------------------------------------------------------------- manifest: domains and stacks
+
+#: the prefix of a domain section's name: ``[domain:erp]``
+DOMAIN_SECTION_PREFIX = "domain:"
+#: the step sets ``acceptance-steps`` may name
+ACCEPTANCE_MEMBERS = "members"
+ACCEPTANCE_INSTALL_TEST = "install-test"
+
+MEMBERS: Option[Words] = Option(
+    "members",
+    WORDS,
+    (),
+    "In a `[domain:NAME]` section: the buildout sections whose green builds become the "
+    "domain's *unstable* candidates, and which a stack pins together (see docs/stacks.md).",
+    required=True,
+    example="erp-core erp-web",
+)
+ACCEPTANCE_STEPS: Option[Words] = Option(
+    "acceptance-steps",
+    LINES,
+    ("members",),
+    "In a `[domain:NAME]` section: what the acceptance builder `NAME-acceptance` runs on a "
+    "freshly frozen stack, in order: `members` (every member's builders, at the stack's "
+    "pinned revisions) and `install-test` (one build per `install-test.targets` worker). "
+    "The stack is promoted to *stable* only when every part passes.",
+    example="members\ninstall-test",
+)
+INSTALL_TEST_TARGETS: Option[Requirements] = Option(
+    "install-test.targets",
+    REQUIREMENTS,
+    (),
+    "In a `[domain:NAME]` section, for `install-test`: capability filters (all must match, "
+    "one per line); one install build runs on every worker that matches.",
+    example="debian >= 12",
+)
+INSTALL_TEST_COMMAND: Option[Argv | None] = Option(
+    "install-test.command",
+    ARGV,
+    None,
+    "In a `[domain:NAME]` section, for `install-test`: the check run on each target in the "
+    "folder where the stack was installed (`stack.json` and one folder per member); the "
+    "target's build is green when it exits 0.",
+    example="python3 erp-core/check_install.py",
+)
+INSTALL_TEST_SERVER_COMMAND: Option[Argv | None] = Option(
+    "install-test.server-command",
+    ARGV,
+    None,
+    "In a `[domain:NAME]` section, for `install-test`: a service started (on a free port, "
+    "`{port}`) before `install-test.command`; its readiness is polled, never slept on.",
+    example="python3 -m http.server {port}",
+)
+INSTALL_TEST_WAIT_URL: Option[str | None] = Option(
+    "install-test.wait-url",
+    STR,
+    None,
+    "In a `[domain:NAME]` section: the URL polled until the service answers "
+    "(`{port}` substituted); without it, a TCP connection to the port.",
+    example="http://127.0.0.1:{port}/",
+)
+INSTALL_TEST_TIMEOUT: Option[int] = Option(
+    "install-test.timeout",
+    POSITIVE,
+    60,
+    "In a `[domain:NAME]` section: seconds the service has to become ready; after that "
+    "the target fails with a message saying so.",
+)
 
 # ---------------------------------------------------------------- manifest: pg_remote_copy
 
@@ -810,6 +890,7 @@ MANIFEST_OPTIONS: dict[str, Option[Any]] = _table(
     PACKAGING_BASE_URL,
     PACKAGING_PREFIX,
     PACKAGING_PARTS,
+    ARCHIVE_FROM,
     RELEASE_TAG_PATTERN,
     RESTORE_DUMP,
     RESTORE_URL,
@@ -821,10 +902,28 @@ MANIFEST_OPTIONS: dict[str, Option[Any]] = _table(
     RESTORE_MAP,
     RESTORE_NEUTRALIZE,
     UPGRADE_TEST_FROM,
+    MEMBERS,
+    ACCEPTANCE_STEPS,
+    INSTALL_TEST_TARGETS,
+    INSTALL_TEST_COMMAND,
+    INSTALL_TEST_SERVER_COMMAND,
+    INSTALL_TEST_WAIT_URL,
+    INSTALL_TEST_TIMEOUT,
     PG_REMOTE_COPY_ARGUMENTS,
     PG_REMOTE_COPY_EXECUTABLE,
     PG_REMOTE_COPY_DB_OPTION,
     PG_REMOTE_COPY_TIMEOUT,
+)
+
+#: what a ``[domain:NAME]`` section reads (also listed in the manifest reference)
+DOMAIN_OPTIONS: dict[str, Option[Any]] = _table(
+    MEMBERS,
+    ACCEPTANCE_STEPS,
+    INSTALL_TEST_TARGETS,
+    INSTALL_TEST_COMMAND,
+    INSTALL_TEST_SERVER_COMMAND,
+    INSTALL_TEST_WAIT_URL,
+    INSTALL_TEST_TIMEOUT,
 )
 
 WORKER_OPTIONS: dict[str, Option[Any]] = _table(

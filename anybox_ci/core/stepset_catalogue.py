@@ -172,7 +172,11 @@ FUNCTIONAL = _spec(
 PACKAGING = _spec(
     _POST,
     "packaging",
-    "Make a tarball of the built buildout and upload it to `packaging.upload-dir`.",
+    "Freeze the built buildout into a self-contained archive `PREFIX-VERSION.tar.gz` (its "
+    "eggs, its develop sources and `anybox-ci-release.cfg`, which builds them with no package "
+    "index), upload it to `packaging.upload-dir` with its SHA-256 (`NAME.sha256` beside it, "
+    "property `archive_sha256`), then trigger the `archive` buildouts whose `archive.from` "
+    "names this section.",
 )
 UPGRADE_TEST = _spec(
     _POST,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.selection import FORCE_MATCHING_SCHEDULER
 from ..resources import console_script, master_cfg_sample, sample_dir
 
 #: the source checkout; only for tests that keep artefacts there (data comes from resources)
@@ -271,12 +272,27 @@ class Master:
             raise RuntimeError(f"{path} {method}: {answer['error']}")
         return answer["result"]
 
-    def force(self, builder: str, scheduler: str = "force", **params: Any) -> int:
+    def force(self, builder: str, scheduler: str | None = None, **params: Any) -> int:
+        """Force ``builder`` through ``scheduler``, by default its buildout's own force form."""
         builderid = self.builder_ids()[builder]
+        if scheduler is None:
+            scheduler = self.force_scheduler_of(builder)
         result = self.rpc(
             f"forceschedulers/{scheduler}", "force", builderid=str(builderid), **params
         )
         return int(result[0])
+
+    def force_scheduler_of(self, builder: str) -> str:
+        """The force scheduler listing ``builder`` (the admins' "force matching" one last)."""
+        names = [
+            s["name"]
+            for s in self.get("forceschedulers")["forceschedulers"]
+            if builder in s["builder_names"]
+        ]
+        names.sort(key=lambda n: n == FORCE_MATCHING_SCHEDULER)
+        if not names:
+            raise LookupError(f"no force scheduler lists {builder}")
+        return str(names[0])
 
     def builder_ids(self) -> dict[str, int]:
         return {b["name"]: b["builderid"] for b in self.get("builders")["builders"]}

@@ -216,14 +216,30 @@ class UtilStep(buildstep.ShellMixin, buildstep.BuildStep):
         return super().getResultSummary()
 
 
-def priority_next_worker(priorities: Mapping[str, float]) -> Any:
-    """A ``nextWorker`` function: the highest ``priority`` among free workers wins."""
+class PriorityNextWorker:
+    """A ``nextWorker`` function: the highest ``priority`` among free workers wins.
 
-    def next_worker(builder: Any, workers: Sequence[Any], request: Any) -> Any:
+    Equal when the priorities are, so that a reconfig can keep a builder config made
+    with an equal one (see ``render.memo``)."""
+
+    def __init__(self, priorities: Mapping[str, float]):
+        self.priorities = dict(priorities)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PriorityNextWorker) and other.priorities == self.priorities
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.priorities.items())))
+
+    def __call__(self, builder: Any, workers: Sequence[Any], request: Any) -> Any:
         if not workers:
             return None
+        priorities = self.priorities
         best = max(priorities.get(w.worker.workername, 0.0) for w in workers)
         top = [w for w in workers if priorities.get(w.worker.workername, 0.0) == best]
         return random.choice(top)
 
-    return next_worker
+
+def priority_next_worker(priorities: Mapping[str, float]) -> PriorityNextWorker:
+    """A ``nextWorker`` function: the highest ``priority`` among free workers wins."""
+    return PriorityNextWorker(priorities)

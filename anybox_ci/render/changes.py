@@ -12,11 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildbot.plugins import changes, schedulers, util
-from buildbot.schedulers.forcesched import ValidationError
+from buildbot.schedulers.forcesched import CollectedValidationError, ValidationError
+from twisted.internet import defer
 from twisted.python import log
 
 from ..core import schema
+from ..core.capabilities import CapabilityRegistry
 from ..core.model import Buildout, Watch
+from ..core.plan import Cell
+from ..core.selection import (
+    FORCE_MATCHING_SCHEDULER,
+    Target,
+    cell_tags,
+    force_scheduler_name,
+    parse_selector,
+    select,
+)
 from ..core.vcs import (
     check_branch,
     check_ref,
@@ -131,12 +142,9 @@ def _vcs_rule(vcs: str, check: Any) -> Any:
     return lambda value: check(vcs, value)
 
 
-def force_scheduler(builder_names: list[str], watches: Sequence[Watch]) -> Any:
-    """One ForceScheduler over every builder; each watched line's branch and revision.
-
-    Branch, revision and tag fields follow the rules of ``core.vcs`` (a forced branch
-    ``--upload-pack=CMD`` is refused, never handed to git); the repository is fixed and
-    shown with its password masked."""
+def _codebase_params(watches: Sequence[Watch]) -> list[Any]:
+    """The force form's fields of each watched line: branch and revision checked by the
+    ``core.vcs`` rules, the repository fixed and shown with its password masked."""
     params = [
         util.CodebaseParameter(
             codebase=watch_codebase(w),
@@ -154,27 +162,210 @@ def force_scheduler(builder_names: list[str], watches: Sequence[Watch]) -> Any:
         )
         for w in watches
     ]
-    if not params:
-        # no watched repository: nothing a person may choose about sources
-        params = [
-            util.CodebaseParameter(
-                codebase="",
-                branch=util.FixedParameter(name="branch", default=""),
-                revision=util.FixedParameter(name="revision", default=""),
-                repository=util.FixedParameter(name="repository", default=""),
-                project=util.FixedParameter(name="project", default=""),
-            )
-        ]
-    return schedulers.ForceScheduler(
-        name="force",
-        builderNames=builder_names,
-        codebases=params,
-        properties=[
-            CheckedParameter(
-                name="buildout-tag", rule=check_branch, label="Tag (gittag/hgtag)", default=""
-            )
-        ],
+    return params or [_no_sources()]
+
+
+def _no_sources() -> Any:
+    """No watched repository: nothing a person may choose about sources."""
+    return util.CodebaseParameter(
+        codebase="",
+        branch=util.FixedParameter(name="branch", default=""),
+        revision=util.FixedParameter(name="revision", default=""),
+        repository=util.FixedParameter(name="repository", default=""),
+        project=util.FixedParameter(name="project", default=""),
     )
+
+
+def _tag_parameter() -> Any:
+    return CheckedParameter(
+        name="buildout-tag", rule=check_branch, label="Tag (gittag/hgtag)", default=""
+    )
+
+
+class BuildoutForceScheduler(schedulers.ForceScheduler):
+    """A ForceScheduler that forces its own builders only.
+
+    Buildbot's takes any ``builderid`` it is given (a form of one buildout would start
+    another buildout's builder with the wrong sources); this one refuses it."""
+
+    @defer.inlineCallbacks
+    def computeBuilderNames(self, builderNames: Any = None, builderid: Any = None) -> Any:
+        names = yield super().computeBuilderNames(builderNames, builderid)
+        return [n for n in names or [] if n in self.builderNames]
+
+    @defer.inlineCallbacks
+    def force(
+        self, owner: Any, builderNames: Any = None, builderid: Any = None, **kwargs: Any
+    ) -> Any:
+        names = yield self.computeBuilderNames(builderNames, builderid)
+        if not names:
+            # a form error (JSON-RPC 400), not Buildbot's KeyError and its traceback
+            raise CollectedValidationError({"builderid": "not a builder of this force form"})
+        result = yield super().force(owner, builderNames=names, **kwargs)
+        return result
+
+
+def force_scheduler(
+    builder_names: list[str],
+    watches: Sequence[Watch],
+    name: str = "force",
+    label: str | None = None,
+) -> Any:
+    """One ForceScheduler over ``builder_names``, with each watched line's branch and
+    revision (a forced branch ``--upload-pack=CMD`` is refused, never handed to git)."""
+    return BuildoutForceScheduler(
+        name=name,
+        label=label,
+        buttonName="force",
+        builderNames=builder_names,
+        codebases=_codebase_params(watches),
+        properties=[_tag_parameter()],
+    )
+
+
+class MatchingForceScheduler(BuildoutForceScheduler):
+    """The admins' form that forces every cell a tag or capability filter selects.
+
+    It ignores the builder whose page it was opened from: the ``match`` field chooses the
+    builders, and each selected buildout gets a buildset of its own with its own watched
+    repositories at their configured branches (``targets`` and ``sources`` say which).
+    ``www.authz`` lets only admins use it."""
+
+    def checkConfig(
+        self,
+        builderNames: Any,
+        targets: Sequence[Target] = (),
+        sources: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().checkConfig(builderNames=builderNames, **kwargs)
+
+    @defer.inlineCallbacks
+    def reconfigService(
+        self,
+        builderNames: Any,
+        targets: Sequence[Target] = (),
+        sources: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        self.targets = tuple(targets)
+        self.sources = dict(sources or {})
+        self.buildout_of = {t.name: t.buildout for t in self.targets}
+        yield super().reconfigService(builderNames=builderNames, **kwargs)
+
+    def selection(self, value: Any) -> dict[str, list[str]]:
+        """The selected builders per buildout; raises ValidationError on a bad value."""
+        text = value[0] if isinstance(value, list) and value else value
+        if not isinstance(text, str):
+            raise ValidationError("expected text")
+        try:
+            chosen = select(parse_selector(text, self.targets), self.targets)
+        except ValueError as exc:
+            raise ValidationError(f"{text[:100]!r} refused: {exc}") from None
+        if not chosen:
+            raise ValidationError(f"{text[:100]!r} selects no builder")
+        return chosen
+
+    @defer.inlineCallbacks
+    def force(
+        self, owner: Any, builderNames: Any = None, builderid: Any = None, **kwargs: Any
+    ) -> Any:
+        try:
+            chosen = self.selection(kwargs.get("match", ""))
+        except ValidationError as exc:
+            raise CollectedValidationError({"match": str(exc)}) from None
+        first: Any = None
+        requests: dict[Any, Any] = {}
+        for names in chosen.values():
+            bsid, brids = yield super().force(owner, builderNames=names, **kwargs)
+            first = bsid if first is None else first
+            requests.update(brids)
+        return first, requests
+
+    @defer.inlineCallbacks
+    def addBuildsetForSourceStampsWithDefaults(
+        self,
+        reason: str,
+        sourcestamps: Any = None,
+        builderNames: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        # the selected buildout's own repositories at their configured branches (the
+        # builders of one call are all of one buildout: see force)
+        buildout = self.buildout_of.get((builderNames or [""])[0], "")
+        stamps = [
+            {
+                "codebase": codebase,
+                "repository": source["repository"],
+                "branch": source["branch"],
+                "revision": None,
+                "project": "",
+            }
+            for codebase, source in self.sources.get(buildout, {}).items()
+        ]
+        result = yield self.addBuildsetForSourceStamps(
+            reason=reason, sourcestamps=stamps, builderNames=builderNames, **kwargs
+        )
+        return result
+
+
+def force_schedulers(
+    buildouts: Iterable[Buildout],
+    cells: Iterable[Cell],
+    registry: CapabilityRegistry,
+) -> list[Any]:
+    """One force form per buildout over its cells, with its own watched repositories only,
+    and the admins' :class:`MatchingForceScheduler` over every cell."""
+    by_buildout: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_buildout.setdefault(cell.buildout, []).append(cell)
+    result: list[Any] = []
+    targets: list[Target] = []
+    sources: dict[str, dict[str, dict[str, str]]] = {}
+    for buildout in buildouts:
+        own = by_buildout.get(buildout.name)
+        if not own:
+            continue
+        names = [c.name for c in own]
+        watches = buildout.all_watches
+        result.append(
+            force_scheduler(
+                names,
+                watches,
+                name=force_scheduler_name(buildout.name),
+                label=f"Force {buildout.name}",
+            )
+        )
+        categories = buildout.get(schema.BUILD_CATEGORY)
+        targets += [
+            Target(c.name, buildout.name, cell_tags(categories, c.versions, registry), c.versions)
+            for c in own
+        ]
+        sources[buildout.name] = codebases(watches) or {"": {"repository": "", "branch": ""}}
+    if targets:
+        result.append(
+            MatchingForceScheduler(
+                name=FORCE_MATCHING_SCHEDULER,
+                label="Force everything matching (admins)",
+                buttonName="force matching",
+                builderNames=[t.name for t in targets],
+                codebases=[_no_sources()],
+                properties=[
+                    util.StringParameter(
+                        name="match",
+                        label="Tag (pg15), capability filter (postgresql >= 15) or *",
+                        required=True,
+                        size=40,
+                    )
+                ],
+                targets=targets,
+                sources=sources,
+                reason=util.StringParameter(
+                    name="reason", label="Reason", default="forced by tag or filter", size=30
+                ),
+            )
+        )
+    return result
 
 
 def pollable(watch: Watch) -> str | None:

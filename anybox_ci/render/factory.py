@@ -24,6 +24,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from ..core import schema
+from ..core import stepset_catalogue as catalogue
 from ..core.model import Buildout, BuildoutSource
 from ..core.vcs import check_ref, check_vcs_branch, codebase_name, redact_url, url_error
 from .buildsteps import (
@@ -35,7 +36,8 @@ from .buildsteps import (
     UtilStep,
 )
 from .steps_db import cleanup_steps
-from .steps_release import version_steps
+from .steps_generic import package_folder
+from .steps_release import OfflineEnv, release_fetch_steps, version_steps
 from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSets, util_argv
 from .utils_bundle import BUNDLE_NAME
 
@@ -46,14 +48,39 @@ CACHE = "%(prop:builddir)s/../anybox-ci-cache"
 
 
 def standalone_files(path: Path) -> list[Path]:
-    """The buildout file and the local files it ``extends``, recursively."""
-    stat = path.stat()
-    return list(_standalone_files(path.resolve(), stat.st_mtime_ns, stat.st_size))
+    """The buildout file and the local files it ``extends``, recursively.
+
+    Remembered per path while no file of the chain changes (mtime, size, inode): a
+    thousand sections often share bases, a reconfig reads them all again, and editing
+    a base (a new ``extends``) must be seen."""
+    path.stat()  # a missing file is an error, as before
+    found = _STANDALONE.get(path)
+    if found is not None and found[1] == _identities(found[0]):
+        return list(found[0])
+    files = _standalone_files(path.resolve())
+    if len(_STANDALONE) > 100_000:
+        _STANDALONE.clear()
+    _STANDALONE[path] = (files, _identities(files))
+    return list(files)
 
 
-@lru_cache(maxsize=1024)
-def _standalone_files(path: Path, mtime_ns: int, size: int) -> tuple[Path, ...]:
-    """Cached by file identity: a thousand sections often share one buildout file."""
+def _identities(files: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+    result: list[tuple[int, int, int] | None] = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            result.append(None)
+            continue
+        result.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return tuple(result)
+
+
+#: buildout file -> (it and the files it extends, their identities then)
+_STANDALONE: dict[Path, tuple[tuple[Path, ...], tuple[tuple[int, int, int] | None, ...]]] = {}
+
+
+def _standalone_files(path: Path) -> tuple[Path, ...]:
     seen: list[Path] = []
     todo = [path.resolve()]
     while todo:
@@ -119,13 +146,35 @@ class SourceGuard:
         return True
 
 
+def _release_folder(source: Buildout) -> str:
+    """The upload folder of the release that an ``archive.from`` buildout tests."""
+    names = catalogue.BUILTIN.names(schema.POST_BUILDOUT_STEPS)
+    packs = any(
+        names[n].name == catalogue.PACKAGING.name
+        for n in source.get(schema.POST_BUILDOUT_STEPS)
+        if n in names
+    )
+    folder = package_folder(source)
+    if not packs or folder is None:
+        raise ValueError(
+            f"{schema.ARCHIVE_FROM.name}: {source.name!r} makes no release archive: it needs "
+            f"'{catalogue.PACKAGING.name}' in {schema.POST_BUILDOUT_STEPS.name} and "
+            f"{schema.PACKAGING_UPLOAD_DIR.name}"
+        )
+    return folder
+
+
 def _fetch_steps(
-    buildout: Buildout, ctx_util: Any, fetch_url: Callable[[str], str]
+    buildout: Buildout,
+    ctx_util: Any,
+    fetch_url: Callable[[str], str],
+    release_source: Buildout | None = None,
 ) -> tuple[list[BuildStep], str]:
     """Steps putting the buildout in the checkout; returns them and the buildout folder.
 
     ``fetch_url`` maps the manifest's URL to the one workers fetch (a mirror); the
-    codebase, and so the changes that trigger builds, keep the manifest's URL."""
+    codebase, and so the changes that trigger builds, keep the manifest's URL;
+    ``release_source`` is the section an ``archive.from`` buildout tests the releases of."""
     src: BuildoutSource = buildout.source
     url = fetch_url(src.url)
     if src.url and (why := url_error(url)):
@@ -209,6 +258,10 @@ def _fetch_steps(
         argv = WithRevision(
             argv, util.Interpolate(f"%(src:{codebase_name(src.url, '')}:revision)s")
         )
+    elif release_source is not None:  # archive.from: the exact archive of a release
+        return release_fetch_steps(
+            buildout, _release_folder(release_source), CHECKOUT, guard
+        ), workdir
     else:  # archive
         argv = ctx_util("fetch", "archive", "--url", util.Interpolate(src.url), "--dest", CHECKOUT)
     fetch = UtilStep(
@@ -240,13 +293,13 @@ class WithRevision:
 
 def _buildout_argv(buildout: Buildout, config_file: str) -> list[Any]:
     part = buildout.get(schema.BUILDOUT_PART)
-    argv: list[Any] = [
-        util.Property("buildout_bin"),
-        "-c",
-        config_file,
-        util.Interpolate("buildout:download-cache=" + CACHE + "/downloads"),
-        util.Interpolate("buildout:eggs-directory=" + CACHE + "/eggs"),
-    ]
+    argv: list[Any] = [util.Property("buildout_bin"), "-c", config_file]
+    if not buildout.get(schema.ARCHIVE_FROM):
+        # a release archive brings its own eggs: the worker's cache is not used
+        argv += [
+            util.Interpolate("buildout:download-cache=" + CACHE + "/downloads"),
+            util.Interpolate("buildout:eggs-directory=" + CACHE + "/eggs"),
+        ]
     if buildout.get(schema.DB_STEPS):
         argv += [
             util.Interpolate(f"{part}:options.db_host=%(prop:anybox_pg_host:-False)s"),
@@ -267,14 +320,29 @@ def make_factory(
     pins: Mapping[str, Any] | None = None,
     fetch_url: Callable[[str], str] = str,
     pgpass: bool = False,
+    release_source: Buildout | None = None,
 ) -> BuildFactory:
     """The pipeline; ``watch_target`` (auto-watch) is where discovered sources are kept,
     ``pins`` the recipe/mr.developer coordinates of those sources by codebase; ``pgpass``:
-    some worker offers a PostgreSQL password, so cells may need their password file."""
+    some worker offers a PostgreSQL password, so cells may need their password file;
+    ``release_source``: the section named by ``archive.from`` (None when there is none)."""
     from .autowatch import BuildoutCommand, UpdateWatches
 
     factory = BuildFactory()
-    fetch, workdir = _fetch_steps(buildout, util_argv, fetch_url)
+    if buildout.get(schema.ARCHIVE_FROM):
+        if buildout.source.type != "archive":
+            raise ValueError(
+                f"{schema.ARCHIVE_FROM.name}: only an 'archive' buildout tests release "
+                f"archives, not {buildout.source.type!r}"
+            )
+        if release_source is None:
+            raise ValueError(
+                f"{schema.ARCHIVE_FROM.name}: no buildout section "
+                f"{buildout.get(schema.ARCHIVE_FROM)!r}"
+            )
+    else:
+        release_source = None
+    fetch, workdir = _fetch_steps(buildout, util_argv, fetch_url, release_source)
     config_file = buildout.source.file
     argv: Any = _buildout_argv(buildout, config_file)
     ctx = StepContext(buildout, env, workdir, config_file, tuple(argv))
@@ -300,7 +368,7 @@ def make_factory(
         ctx.shell(
             "buildout",
             BuildoutCommand(argv, pins) if pins else argv,
-            env=EnvWith(
+            env=(OfflineEnv if release_source else EnvWith)(
                 env, (("PIP_EXISTS_ACTION", buildout.get(schema.BUILDOUT_PIP_EXISTS_ACTION)),)
             ),
             timeout=buildout.get(schema.BUILDOUT_TIMEOUT),

@@ -24,7 +24,8 @@ from ..core.discovered import watch_file
 from ..core.loader import Loaded, read_rewrites
 from ..core.model import Buildout, Watch, WorkerDef
 from ..core.plan import Cell
-from ..core.rewrites import rewrite_url
+from ..core.rewrites import RewriteRule, rewrite_url
+from ..core.selection import cell_tags
 from .buildsteps import (
     CELL_REQUIRES_PROP,
     CELL_VERSIONS_PROP,
@@ -33,10 +34,13 @@ from .buildsteps import (
     priority_next_worker,
     uses_pgpass,
 )
-from .changes import CodebaseGenerator, buildout_schedulers, force_scheduler, pollers
+from .changes import CodebaseGenerator, buildout_schedulers, force_schedulers, pollers
 from .factory import make_factory
+from .memo import RenderMemo, Same, file_signature, input_key, memo_for
 from .reporters import status_reporters
 from .secrets import WorkerPassword
+from .stacks import stack_objects
+from .steps_release import release_schedulers
 from .stepset_registry import StepSets
 from .utils_bundle import BUNDLE_NAME, write_bundle
 
@@ -61,24 +65,38 @@ class Site:
     url_rewrites: Path
 
 
+@dataclass(frozen=True)
+class RewrittenUrl:
+    """The URL workers fetch: the manifest's, rewritten by the rules (equal when they are)."""
+
+    rules: tuple[RewriteRule, ...]
+
+    def __call__(self, url: str) -> str:
+        return rewrite_url(url, self.rules)
+
+
 def fetch_url(url_rewrites: Path, diags: Diagnostics) -> Callable[[str], str]:
     """URL rewriting for fetches, from the rules file; its problems go to ``diags``."""
     rules = read_rewrites(url_rewrites, diags)
     if not rules:
         return str
-    return lambda url: rewrite_url(url, rules)
+    return RewrittenUrl(tuple(rules))
 
 
 def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     """Buildbot objects for a loaded configuration; raises :class:`RenderError`."""
     config, matrix = loaded.config, loaded.matrix
     bundle = Path(BUNDLE_NAME) if dry_run else write_bundle(site.basedir / "anybox-ci")
+    # what a reconfig can keep of the previous configuration (not a dry run's)
+    memo = memo_for(site.basedir) if not dry_run else RenderMemo({})
     testing_db = util.Property("testing_db", default="")
-    env = CellEnv(site.registry, {"ANYBOX_CI_DB": testing_db, "PGDATABASE": testing_db})
+    env_vars = {"ANYBOX_CI_DB": testing_db, "PGDATABASE": testing_db}
+    env = memo.reuse("env", "", (site.registry, env_vars), CellEnv, site.registry, env_vars)
     by_buildout: dict[str, list[Cell]] = {}
     for cell in matrix.cells:
         by_buildout.setdefault(cell.buildout, []).append(cell)
-    next_worker = priority_next_worker({w.name: w.priority for w in config.workers})
+    priorities = {w.name: w.priority for w in config.workers}
+    next_worker = memo.reuse("next_worker", "", priorities, priority_next_worker, priorities)
     rewrite_problems = Diagnostics()
     fetch = fetch_url(site.url_rewrites, rewrite_problems)
     pgpass = uses_pgpass(site.registry, [o for w in config.workers for o in w.offers])
@@ -86,6 +104,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
 
     builders, scheds, projects, services = [], [], [], []
     polled: dict[Watch, None] = {}  # ordered, each once
+    by_name = {b.name: b for b in config.buildouts}
     for buildout in config.buildouts:
         cells = by_buildout.get(buildout.name, [])
         if not cells and not dry_run:
@@ -95,17 +114,23 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
             watch_target = watch_file(site.basedir, buildout.name)
             if not dry_run:
                 watch_target.parent.mkdir(parents=True, exist_ok=True)
+        # every input of the factory, so that an equal set reuses the previous one
+        factory_args: dict[str, Any] = dict(
+            buildout=buildout,
+            step_sets=site.step_sets,
+            env=env,
+            utils_bundle=bundle,
+            watch_target=watch_target,
+            pins=loaded.pins.get(buildout.name),
+            fetch_url=fetch,
+            pgpass=pgpass,
+            release_source=by_name.get(buildout.get(schema.ARCHIVE_FROM)),
+        )
+        key = input_key(factory_args)
+        if buildout.source.path is not None:  # standalone: the files it extends too
+            key += (file_signature(buildout.source.path),)
         try:
-            factory = make_factory(
-                buildout,
-                site.step_sets,
-                env,
-                bundle,
-                watch_target,
-                loaded.pins.get(buildout.name),
-                fetch,
-                pgpass,
-            )
+            factory = memo.reuse("factory", buildout.name, key, make_factory, **factory_args)
         except ValueError as exc:
             problems.append(
                 Diagnostic(buildout.manifest, buildout.line, buildout.name, "", str(exc))
@@ -117,7 +142,18 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
             util.Project(name=buildout.name, description=buildout.get(schema.DESCRIPTION) or None)
         )
         builders += [
-            _builder(site.registry, buildout, cell, factory, next_worker) for cell in cells
+            memo.reuse(
+                "builder",
+                cell.name,
+                (cell, Same(factory), next_worker, site.registry),
+                _builder,
+                site.registry,
+                buildout,
+                cell,
+                factory,
+                next_worker,
+            )
+            for cell in cells
         ]
         names = [c.name for c in cells]
         scheds += buildout_schedulers(buildout, names)
@@ -135,6 +171,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
             polled.update(dict.fromkeys(section.watches))
     if problems:
         raise RenderError(problems)
+    scheds += release_schedulers(config.buildouts, builders)
     generated: dict[str, Any] = {
         "workers": [_worker(w) for w in config.workers],
         "builders": builders,
@@ -145,8 +182,14 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     }
     if builders:
         all_watches = loaded.watches
-        scheds.append(force_scheduler([b.name for b in builders], all_watches))
+        made = {p.name for p in projects}
+        scheds += force_schedulers(
+            [b for b in config.buildouts if b.name in made], matrix.cells, site.registry
+        )
         generated["codebaseGenerator"] = CodebaseGenerator(all_watches)
+    stack_objects(loaded, by_buildout, str(bundle)).add_to(generated)  # [domain:NAME]
+    if not dry_run:
+        memo.commit(site.basedir)
     return generated
 
 
@@ -156,14 +199,13 @@ def _builder(
     props = dict(cell.properties)
     props[CELL_VERSIONS_PROP] = [[cap, str(v)] for cap, v in cell.versions]
     props[CELL_REQUIRES_PROP] = [[r.capability, str(r.filter)] for r in buildout.build_requires]
-    tags = list(buildout.get(schema.BUILD_CATEGORY))
-    tags += [f"{registry.get(cap).abbrev}{v}" for cap, v in cell.versions]
+    tags = cell_tags(buildout.get(schema.BUILD_CATEGORY), cell.versions, registry)
     return util.BuilderConfig(
         name=cell.name,
         workernames=list(cell.workers),
         factory=factory,
         properties=props,
-        tags=list(dict.fromkeys(tags)) or None,
+        tags=list(tags) or None,
         project=buildout.name,
         nextWorker=next_worker,
         description=buildout.get(schema.DESCRIPTION) or None,

@@ -1,14 +1,19 @@
 """Generic step sets: commands, test runners, static analysis, docs, functional tests,
-release tarballs. They suit any buildout, Odoo or not.
+release archives. They suit any buildout, Odoo or not.
+
+A release archive (``packaging``) is self-contained: ``build_utils/package.py`` ships the
+eggs and develop sources the buildout used and a configuration that builds them with no
+package index, so that ``archive`` buildouts (``archive.from``) test it as shipped.
 
 Uploads write on the master, so where they write is never left to build output: the
-tarball's name is made of the buildout's name (or ``packaging.prefix``) and a version that
+archive's name is made of the buildout's name (or ``packaging.prefix``) and a version that
 must be a plain token (otherwise ``build<N>``), and every upload step checks, once its
 destination is rendered, that the resolved path is inside the folder the manifest named.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
@@ -18,15 +23,17 @@ from typing import Any
 from buildbot.interfaces import IRenderable
 from buildbot.plugins import steps, util
 from buildbot.process.buildstep import BuildStep
-from buildbot.process.results import FAILURE
-from twisted.internet import defer
+from buildbot.process.results import FAILURE, SUCCESS
+from twisted.internet import defer, threads
 from zope.interface import implementer
 
 from ..core import schema
 from ..core import stepset_catalogue as catalogue
 from ..core.kinds import Argv
+from ..core.model import Buildout
 from ..core.vcs import codebase_name
 from .buildsteps import BUILDOUT_CACHE_LOCK
+from .steps_release import release_trigger
 from .stepset_registry import StepContext, StepSet
 
 #: where nose writes its HTML coverage report when ``nose.upload-path`` is set
@@ -270,39 +277,134 @@ def functional(ctx: StepContext) -> list[BuildStep]:
     return result
 
 
-def packaging(ctx: StepContext) -> list[BuildStep]:
-    """Make a tarball of the built buildout and upload it to ``packaging.upload-dir``."""
-    prefix = ctx.get(schema.PACKAGING_PREFIX) or ctx.buildout.name
+#: the release archive on the worker, in the builder's folder, before its upload
+PACKAGE_FILE = "anybox-ci-package.tar.gz"
+#: a ``buildout-options`` line that package.py freezes into the archive's configuration
+ASSIGNMENT_RE = re.compile(r"[A-Za-z0-9._-]+:[A-Za-z0-9._-]+=")
+
+
+def package_folder(buildout: Buildout) -> str | None:
+    """The master folder receiving the buildout's release archives, or None."""
+    upload_dir = buildout.get(schema.PACKAGING_UPLOAD_DIR)
+    if not upload_dir:
+        return None
+    return posixpath.join(buildout.get(schema.PACKAGING_ROOT_DIR) or "", upload_dir)
+
+
+def package_prefix(buildout: Buildout) -> str:
+    """``packaging.prefix`` (default: the section's name), checked to be a file name."""
+    prefix = buildout.get(schema.PACKAGING_PREFIX) or buildout.name
     if not PREFIX_RE.match(prefix) or ".." in prefix:
         raise ValueError(
             f"packaging.prefix {prefix[:100]!r}: expected a file name "
             "(letters, digits, '.', '_', '+', '-')"
         )
+    return prefix
+
+
+@implementer(IRenderable)
+class _Stem:
+    """An archive's name without ``.tar.gz``: the top folder inside it."""
+
+    def __init__(self, archive: ArchiveName):
+        self.archive = archive
+
+    def getRenderingFor(self, props: Any) -> str:
+        return self.archive.getRenderingFor(props).removesuffix(".tar.gz")
+
+
+class ArchiveChecksum(BuildStep):
+    """On the master, after the upload: the SHA-256 of the archive as the master holds it,
+    written beside it (``NAME.sha256``, as ``sha256sum`` prints it) and set as the
+    properties ``archive_name``, ``archive_sha256`` (and ``archive_url``) that the
+    triggered builds receive."""
+
+    renderables = ["path", "url"]
+
+    def __init__(self, root: str, path: Any, url: Any = None, **kwargs: Any):
+        kwargs.setdefault("name", "archive_sha256")
+        kwargs.setdefault("haltOnFailure", True)
+        super().__init__(**kwargs)
+        self.root, self.path, self.url = root, path, url
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        path = str(self.path)
+        why = outside(self.root, path)
+        if why:
+            yield self.addCompleteLog("refused", why + "\n")
+            self.descriptionDone = ["refused: archive outside its folder"]
+            return FAILURE
+        digest = yield threads.deferToThread(_sha256_beside, path)
+        name = os.path.basename(path)
+        self.setProperty("archive_name", name, self.name)
+        self.setProperty("archive_sha256", digest, self.name)
+        if self.url:
+            self.setProperty("archive_url", str(self.url), self.name)
+        yield self.addCompleteLog("sha256", f"{digest}  {name}\n")
+        self.descriptionDone = [f"{name} sha256 {digest[:12]}"]
+        return SUCCESS
+
+
+def _sha256_beside(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    hexdigest = digest.hexdigest()
+    tmp = path + ".sha256.part"
+    with open(tmp, "w", encoding="ascii") as out:
+        out.write(f"{hexdigest}  {os.path.basename(path)}\n")
+    os.replace(tmp, path + ".sha256")
+    return hexdigest
+
+
+def packaging(ctx: StepContext) -> list[BuildStep]:
+    """Freeze the built buildout into a self-contained archive (its eggs, its develop
+    sources, ``anybox-ci-release.cfg``), upload it to ``packaging.upload-dir`` with its
+    SHA-256, and trigger the ``archive`` buildouts whose ``archive.from`` names this one."""
+    prefix = package_prefix(ctx.buildout)
     source = ctx.buildout.source
     codebase = codebase_name(source.url, source.branch) if source.branch else ""
     archive = ArchiveName(prefix, codebase)
+    frozen = [o for o in ctx.get(schema.BUILDOUT_OPTIONS) if ASSIGNMENT_RE.match(o)]
     result: list[BuildStep] = [
         ctx.shell(
             "packaging",
-            ["tar", "--exclude-vcs", "-czf", util.Interpolate(f"../{prefix}.tar.gz"), "."],
+            ctx.util_argv(
+                "package",
+                "--buildout-dir",
+                ".",
+                f"--config={ctx.config_file}",
+                util.Interpolate("--name=%(kw:stem)s", stem=_Stem(archive)),
+                util.Interpolate("--output=%(prop:builddir)s/" + PACKAGE_FILE),
+                *[f"--option={o}" for o in frozen],
+            ),
+            timeout=ctx.get(schema.BUILDOUT_TIMEOUT),
         ),
     ]
-    upload_dir = ctx.get(schema.PACKAGING_UPLOAD_DIR)
+    upload_dir = package_folder(ctx.buildout)
     if upload_dir:
-        upload_dir = posixpath.join(ctx.get(schema.PACKAGING_ROOT_DIR) or "", upload_dir)
         base_url = ctx.get(schema.PACKAGING_BASE_URL)
-        result.append(
+        url = (
+            util.Interpolate(_literal(base_url.rstrip("/")) + "/%(kw:a)s", a=archive)
+            if base_url
+            else None
+        )
+        dest = util.Interpolate(_literal(upload_dir) + "/%(kw:a)s", a=archive)
+        result += [
             ConfinedFileUpload(
                 root=upload_dir,
                 name="upload_package",
-                workersrc=f"../{prefix}.tar.gz",
-                masterdest=util.Interpolate(_literal(upload_dir) + "/%(kw:a)s", a=archive),
-                url=util.Interpolate(_literal(base_url.rstrip("/")) + "/%(kw:a)s", a=archive)
-                if base_url
-                else None,
-                workdir=ctx.workdir,
-            )
-        )
+                workersrc=PACKAGE_FILE,
+                masterdest=dest,
+                url=url,
+                workdir=".",
+                haltOnFailure=True,
+            ),
+            ArchiveChecksum(upload_dir, dest, url),
+            release_trigger(ctx.buildout.name),
+        ]
     return result
 
 

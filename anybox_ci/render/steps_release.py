@@ -14,20 +14,25 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from buildbot.plugins import util
+from buildbot.interfaces import IRenderable
+from buildbot.plugins import schedulers, steps, util
 from buildbot.process import logobserver
 from buildbot.process.buildstep import BuildStep
-from buildbot.process.results import FAILURE, SUCCESS
+from buildbot.process.results import FAILURE, SKIPPED, SUCCESS
 from twisted.internet import defer
+from zope.interface import implementer
 
 from ..core import schema
 from ..core import stepset_catalogue as catalogue
-from .buildsteps import BUILDOUT_CACHE_LOCK, UtilStep
-from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSet
+from ..core.model import Buildout
+from .buildsteps import BUILDOUT_CACHE_LOCK, WORKER_SECRET_ENV, UtilStep
+from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSet, util_argv
 
 #: the buildout types whose checkout has a history to count commits in
 VERSIONED_TYPES = {"git": "git", "gittag": "git", "hg": "hg", "hgtag": "hg"}
@@ -290,3 +295,169 @@ def _db_step_names(ctx: StepContext) -> list[str]:
 STEP_SETS: tuple[tuple[catalogue.StepSetSpec, StepSet], ...] = (
     (catalogue.UPGRADE_TEST, upgrade_test),
 )
+
+
+# ---------------------------------------------------------------- release archives, as shipped
+
+#: the archive taken from the master, in the builder's folder of an ``archive.from`` cell
+RELEASE_FILE = "anybox-ci-release.tar.gz"
+#: an archive name the master may read: a plain file name, never a path
+ARCHIVE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,200}\.tar\.gz\Z")
+SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
+#: pip never reaches an index while an ``archive.from`` cell runs its buildout
+OFFLINE_PIP: tuple[tuple[str, str | None], ...] = (
+    ("PIP_NO_INDEX", "1"),
+    ("PIP_CONFIG_FILE", os.devnull),
+    ("PIP_FIND_LINKS", None),
+    ("PIP_INDEX_URL", None),
+    ("PIP_EXTRA_INDEX_URL", None),
+    # develop eggs build with the bootstrap's setuptools, not one fetched for isolation
+    ("PIP_NO_BUILD_ISOLATION", "0"),
+)
+
+
+def release_scheduler(source: str) -> str:
+    """The Triggerable scheduler of the ``archive`` buildouts fed by ``source``."""
+    return f"release:{source}"
+
+
+def archive_name(value: Any) -> str | None:
+    """``value`` when it is an archive's plain file name, else None."""
+    text = value if isinstance(value, str) else ""
+    return text if ARCHIVE_NAME_RE.match(text) and ".." not in text else None
+
+
+class _SchedulerExists:
+    """``doStepIf``: the release has an upload and some ``archive`` buildout to feed."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, step: BuildStep) -> bool:
+        known = step.master.scheduler_manager.namedServices
+        return self.name in known and bool(step.getProperty("archive_sha256"))
+
+
+def _skipped(results: Any, step: Any) -> bool:
+    return bool(results == SKIPPED)
+
+
+def release_trigger(source: str) -> BuildStep:
+    """Last step of ``packaging``: start the cells of every ``archive.from = source``
+    buildout with the archive's name and SHA-256 (skipped when none exists)."""
+    name = release_scheduler(source)
+    return steps.Trigger(
+        name="trigger_archive_tests",
+        schedulerNames=[name],
+        waitForFinish=False,
+        alwaysUseLatest=True,  # the archive is the source: its hash says which
+        set_properties={
+            "archive_name": util.Property("archive_name"),
+            "archive_sha256": util.Property("archive_sha256"),
+            "archive_url": util.Property("archive_url", default=""),
+            "release_version": util.Property("release_version", default=""),
+        },
+        doStepIf=_SchedulerExists(name),
+        hideStepIf=_skipped,
+    )
+
+
+def release_schedulers(buildouts: Sequence[Buildout], builders: Sequence[Any]) -> list[Any]:
+    """One Triggerable per buildout named by some ``archive.from``, over their cells."""
+    cells: dict[str, list[str]] = {}
+    for builder in builders:
+        cells.setdefault(builder.project, []).append(builder.name)
+    fed: dict[str, list[str]] = {}
+    for buildout in buildouts:
+        source = buildout.get(schema.ARCHIVE_FROM)
+        if source and cells.get(buildout.name):
+            fed.setdefault(source, []).extend(cells[buildout.name])
+    return [
+        schedulers.Triggerable(name=release_scheduler(source), builderNames=sorted(names))
+        for source, names in sorted(fed.items())
+    ]
+
+
+class ReleaseDownload(steps.FileDownload):
+    """The archive a release build uploaded, from the master to the worker: only a plain
+    file name (``archive_name``) inside the release's upload folder is ever read."""
+
+    def __init__(self, root: str, **kwargs: Any):
+        super().__init__(mastersrc=util.Property("archive_name", default=""), **kwargs)
+        self.root = root
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        given: Any = self.mastersrc  # type: ignore[has-type]
+        name = archive_name(given)
+        path = os.path.join(self.root, name) if name else ""
+        real_root = os.path.realpath(os.path.expanduser(self.root))
+        real = os.path.realpath(os.path.expanduser(path)) if path else ""
+        if not name or os.path.dirname(real) != real_root:
+            yield self.addCompleteLog("refused", f"archive_name {str(given)[:200]!r}\n")
+            self.descriptionDone = ["refused: not an archive of the release folder"]
+            return FAILURE
+        self.mastersrc = path
+        result = yield super().run()
+        return result
+
+
+@implementer(IRenderable)
+class ReleaseFetch:
+    """``fetch archive`` of an ``archive.from`` cell: the archive taken from the master and
+    its ``--sha256`` when the build was triggered by a release, else the manifest's URL."""
+
+    def __init__(self, url: Any, dest: str):
+        self.url, self.dest = url, dest
+
+    @defer.inlineCallbacks
+    def getRenderingFor(self, props: Any) -> Any:
+        triggered = archive_name(props.getProperty("archive_name"))
+        url = RELEASE_FILE if triggered else (yield props.render(self.url))
+        argv = util_argv("fetch", "archive", "--url", url, "--dest", self.dest)
+        rendered = list((yield props.render(argv)))
+        sha256 = props.getProperty("archive_sha256")
+        if triggered or sha256:
+            # a missing or malformed hash is refused by fetch.py, never skipped
+            rendered.append(f"--sha256={str(sha256 or '')[:100]}")
+        return rendered
+
+
+def release_fetch_steps(buildout: Buildout, root: str, dest: str, guard: Any) -> list[BuildStep]:
+    """An ``archive.from`` cell's fetch: the exact archive of the release that triggered it,
+    checked against its SHA-256 before anything is extracted."""
+    return [
+        ReleaseDownload(
+            root,
+            name="download_release",
+            workerdest=RELEASE_FILE,
+            workdir=".",
+            doStepIf=lambda step: bool(archive_name(step.getProperty("archive_name"))),
+            hideStepIf=_skipped,
+            haltOnFailure=True,
+        ),
+        UtilStep(
+            name="fetch_buildout",
+            command=ReleaseFetch(util.Interpolate(buildout.source.url), dest),
+            workdir=".",
+            env={var: None for var in WORKER_SECRET_ENV},
+            exports=("got_revision",),
+            doStepIf=guard,
+            haltOnFailure=True,
+        ),
+    ]
+
+
+@implementer(IRenderable)
+class OfflineEnv:
+    """A cell's environment plus :data:`OFFLINE_PIP` (None removes a variable)."""
+
+    def __init__(self, base: Any, extra: tuple[tuple[str, str | None], ...] = ()):
+        self.base, self.extra = base, extra
+
+    @defer.inlineCallbacks
+    def getRenderingFor(self, props: Any) -> Any:
+        env = dict((yield props.render(self.base)) or {})
+        env.update(OFFLINE_PIP)
+        env.update(self.extra)
+        return env

@@ -17,15 +17,20 @@ from buildbot.www.authz.endpointmatchers import (
     AnyEndpointMatcher,
     EndpointMatcherBase,
     ForceBuildEndpointMatcher,
+    Match,
     RebuildBuildEndpointMatcher,
     StopBuildEndpointMatcher,
 )
 from buildbot.www.authz.roles import RolesFromBase, RolesFromUsername
+from twisted.internet import defer
+
+from ..core.selection import FORCE_MATCHING_SCHEDULER
 
 __all__ = [
     "ADMIN_ROLE",
     "AUTHENTICATED_ROLE",
     "CancelBuildRequestEndpointMatcher",
+    "ForceSchedulerEndpointMatcher",
     "RolesFromAuthenticated",
     "authz_config",
     "read_htgroups",
@@ -75,6 +80,22 @@ class CancelBuildRequestEndpointMatcher(StopBuildEndpointMatcher):
     match_BuildRequestEndpoint_cancel = StopBuildEndpointMatcher.match_BuildRequestEndpoint_stop
 
 
+class ForceSchedulerEndpointMatcher(EndpointMatcherBase):
+    """Forcing through one named force scheduler (``scheduler``, an fnmatch pattern):
+    Buildbot's ``ForceBuildEndpointMatcher`` tells builders apart, not force forms."""
+
+    def __init__(self, scheduler: str, **kwargs: Any) -> None:
+        self.scheduler = scheduler
+        super().__init__(**kwargs)
+
+    def match_ForceSchedulerEndpoint_force(
+        self, epobject: Any, epdict: dict[str, Any], options: dict[str, Any]
+    ) -> defer.Deferred[Match | None]:
+        if self.authz.match(str(epdict.get("schedulername", "")), self.scheduler):
+            return defer.succeed(Match(self.master))
+        return defer.succeed(None)
+
+
 def _rules_for(matcher: type[EndpointMatcherBase], roles: list[str]) -> list[EndpointMatcherBase]:
     """One rule per role; only the last one denies, so any of the roles is enough."""
     return [matcher(role=role, defaultDeny=i == len(roles) - 1) for i, role in enumerate(roles)]
@@ -92,7 +113,8 @@ def authz_config(
     - ``admins``: user names given the :data:`ADMIN_ROLE` role, which may do everything.
     - ``groups``: ``{role: [user names]}`` (for example from :func:`read_htgroups`).
     - ``force_roles``: roles that may force, stop, rebuild builds and cancel build requests, on
-      top of the admins. Every other control action (enabling schedulers, ...) is admins-only.
+      top of the admins. Every other control action (enabling schedulers, ...) is admins-only,
+      and so is the "force everything matching" form (``FORCE_MATCHING_SCHEDULER``).
     - ``anonymous_read``: when false, anonymous visitors may read nothing, not even the list of
       builders; every logged-in user may read.
     """
@@ -108,7 +130,10 @@ def authz_config(
     control_roles = [ADMIN_ROLE]
     control_roles += [r for r in dict.fromkeys(force_roles) if r != ADMIN_ROLE]
 
-    allow_rules: list[EndpointMatcherBase] = []
+    # first: the rules below would let force_roles use it
+    allow_rules: list[EndpointMatcherBase] = [
+        ForceSchedulerEndpointMatcher(scheduler=FORCE_MATCHING_SCHEDULER, role=ADMIN_ROLE)
+    ]
     for matcher in (
         ForceBuildEndpointMatcher,
         StopBuildEndpointMatcher,

@@ -3,8 +3,10 @@
 Why not the ``base`` dialect: it adds whatever it is sent. This one refuses (HTTP 400, one
 line) a change for a repository or branch that no buildout watches, a branch that is not a
 valid git ref name (so no hostile string ever reaches a build), or a malformed revision; and it
-acknowledges without adding a change it has already added (same ``anybox_ci_change_id``), so a
-client that lost an acknowledgement can safely post again.
+acknowledges without adding a change that was already added (same ``anybox_ci_change_id``), so a
+client that lost an acknowledgement can safely post again, to this master or to another one
+sharing its database: :mod:`anybox_ci.www.change_claims` decides in the database, so the same
+notification posted to two masters at once is added once.
 
 It reads the form itself (:func:`read_form`), not through Buildbot's base handler: only the
 fields the senders send, each once, as UTF-8, within the size limits of
@@ -28,13 +30,13 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Generator, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import sqlalchemy as sa
 from buildbot.www.hooks.base import BaseHookHandler
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.python import log
 
 from anybox_ci.changes.protocol import (
@@ -60,10 +62,19 @@ from anybox_ci.core.vcs import (
     check_vcs_branch,
     codebase_name,
 )
+from anybox_ci.www import change_claims
 from anybox_ci.www.limits import install_request_limits
 
-DEFAULT_DEDUPE_WINDOW = 10_000  # a replay is looked for among this many latest changes
 _PROPERTY_PREFIX = "anybox_ci_"
+#: how long a request waits for a change that another request (on any master) is adding
+CLAIM_WAIT = 5.0
+_CLAIM_POLL = 0.05
+_PRUNE_EVERY = 3600.0
+
+
+class ChangeInFlight(Exception):
+    """Another request claimed this change moments ago and has not added it yet: the
+    sender keeps it and posts again later (HTTP 500, never a 400 that would drop it)."""
 
 
 class KnownRepositories:
@@ -200,17 +211,15 @@ def read_form(args: Mapping[bytes, Any]) -> dict[str, Any]:
 
 
 class AnyboxHookHandler(BaseHookHandler):
-    """Handler of ``/change_hook/anybox``; options: ``registry``, ``dedupe_window``."""
+    """Handler of ``/change_hook/anybox``; option: ``registry`` (tests)."""
 
     def __init__(self, master: Any, options: Mapping[str, Any] | bool | None) -> None:
         opts = dict(options) if isinstance(options, Mapping) else {}
         opts.pop("custom_class", None)
         self.registry: KnownRepositories = opts.pop("registry", KNOWN_REPOSITORIES)
-        self.dedupe_window = int(opts.pop("dedupe_window", DEFAULT_DEDUPE_WINDOW))
         self.unknown_options = sorted(opts)
         super().__init__(master, options)
-        # change id -> requests waiting for an in-flight request with the same id to finish
-        self._busy: dict[str, list[defer.Deferred[None]]] = {}
+        self._pruned_at = 0.0
         # in case the matrix page did not already (no wsgi_dashboards): later requests at least
         install_request_limits(getattr(getattr(master, "www", None), "site", None))
 
@@ -232,8 +241,7 @@ class AnyboxHookHandler(BaseHookHandler):
     @defer.inlineCallbacks
     def getChanges(self, request: Any) -> Generator[Any, Any, tuple[list[dict[str, Any]], Any]]:
         chdict, cid, vcs = self.read(request)
-        yield self._claim(cid, request)
-        if (yield self._already_added(cid)):
+        if not (yield self._admit(cid, chdict["revision"])):
             log.msg(f"anybox change hook: {cid} was already added, acknowledged as a replay")
             return [], None
         return [chdict], vcs
@@ -293,48 +301,54 @@ class AnyboxHookHandler(BaseHookHandler):
             raise ValueError(f"property {CHANGE_ID_PROPERTY} does not match the change")
         return cid, vcs
 
-    @defer.inlineCallbacks
-    def _claim(self, cid: str, request: Any) -> Generator[Any, Any, None]:
-        """Serialise requests carrying the same change id until the first one has finished.
+    def _db(self, thd: Any, *args: Any) -> defer.Deferred[Any]:
+        def with_table(conn: Any) -> Any:
+            change_claims.ensure_table(conn)
+            return thd(conn, *args)
 
-        Buildbot adds the change after ``getChanges`` returns and finishes the request after
-        that, so waiting for the request to finish closes the window in which a concurrent
-        replay would not yet find the change in the database.
-        """
-        while cid in self._busy:
-            waiter: defer.Deferred[None] = defer.Deferred()
-            self._busy[cid].append(waiter)
-            yield waiter
-        self._busy[cid] = []
-
-        def release(result: object) -> None:
-            for waiter in self._busy.pop(cid, []):
-                waiter.callback(None)
-
-        request.notifyFinish().addBoth(release)
-
-    def _already_added(self, cid: str) -> defer.Deferred[bool]:
-        """Whether one of the latest ``dedupe_window`` changes carries this change id."""
-        model = self.master.db.model
-        value = json.dumps([cid, "Change"])  # how Buildbot stores a change property
-        window = self.dedupe_window
-
-        def thd(conn: Any) -> bool:
-            changes, props = model.changes, model.change_properties
-            latest = conn.execute(sa.select(sa.func.max(changes.c.changeid))).scalar()
-            if latest is None:
-                return False
-            query = (
-                sa.select(props.c.changeid)
-                .where(props.c.changeid > latest - window)
-                .where(props.c.property_name == CHANGE_ID_PROPERTY)
-                .where(props.c.property_value == value)
-                .limit(1)
-            )
-            return conn.execute(query).first() is not None
-
-        deferred: defer.Deferred[bool] = self.master.db.pool.do(thd)
+        deferred: defer.Deferred[Any] = self.master.db.pool.do(with_table)
         return deferred
+
+    @defer.inlineCallbacks
+    def _admit(self, cid: str, revision: str) -> Generator[Any, Any, bool]:
+        """Whether this request adds the change (True) or it is a replay (False).
+
+        The change is looked up by revision, then claimed by inserting its id in the claims
+        table (see :mod:`anybox_ci.www.change_claims`): only one insert succeeds, whichever
+        master runs it. A request that lost waits for the winner's change to appear.
+        """
+        model = self.master.db.model
+
+        def first_look(conn: Any, now: int, prune: bool) -> int | None | bool:
+            if prune:
+                change_claims.prune(conn, now)
+            if change_claims.find_added(conn, model, revision, cid):
+                conn.rollback()
+                return False
+            conn.rollback()
+            return change_claims.claim(conn, cid, now)
+
+        now = time.time()
+        prune = now - self._pruned_at > _PRUNE_EVERY
+        if prune:
+            self._pruned_at = now
+        held = yield self._db(first_look, int(now), prune)
+        if held is False:
+            return False
+        if held is None:
+            return True
+        deadline = time.monotonic() + CLAIM_WAIT
+        while time.monotonic() < deadline:
+            yield task.deferLater(self.master.reactor, _CLAIM_POLL, lambda: None)
+            if (yield self._db(change_claims.find_added, model, revision, cid)):
+                return False
+        now = time.time()
+        if now - held > change_claims.STALE_AFTER and (
+            yield self._db(change_claims.take_over, cid, held, int(now))
+        ):
+            log.msg(f"anybox change hook: {cid} was claimed but never added: adding it now")
+            return True
+        raise ChangeInFlight(f"change {cid} is being added by another request; post it again")
 
 
 anybox = AnyboxHookHandler  # the name Buildbot's plugin lookup and users see

@@ -1,0 +1,214 @@
+"""Stacks live: a real master, real workers and real git repositories, through the manifest.
+
+Two light buildouts (``core`` and ``web``, each in its own repository) form ``[domain:erp]``, whose acceptance rebuilds both at the
+stack's revisions and runs an install test on two target workers (``linux`` offered by
+``target-debian`` and ``target-ubuntu``). Web's install check (``check_install.py``, installed at
+the stack's revision) is the one thing that differs between the targets: version 2 drops Ubuntu, so its
+install test fails there on purpose.
+
+The scenario, in order (one module-scoped master; each step waits on the REST API):
+1. green builds of both members become *unstable* candidates;
+2. acceptance freezes stack 1, tests it, promotes it to *stable*;
+3. a change to web reaches unstable; acceptance freezes stack 2: the Ubuntu target fails, the
+   parent is red, *stable* stays on stack 1 and *testing* is 2;
+4. ``anybox-ci stack list`` and ``diff 1 2`` are printed (quoted in the closing note); an admin
+   promotion through the CLI is recorded with its author.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anybox_ci.cli.stack import main as stack_main
+from anybox_ci.core.selection import force_scheduler_name
+from anybox_ci.devtools.localmaster import Master, WorkerProcess, git, http_request
+
+pytestmark = pytest.mark.live
+
+PASSWORDS = {"builder": "b-Stack-pw-1", "target-debian": "d-Stack-pw-2", "target-ubuntu": "u-pw-3"}
+PAGE = "plugins/wsgi_dashboards/anybox-stacks/"
+CHECK_V1 = "import sys\nprint('installed on', sys.argv[1:])\n"
+CHECK_V2 = (
+    "import os, sys\n"
+    "if os.environ['ANYBOX_CI_TARGET_WORKER'] == 'target-ubuntu':\n"
+    "    sys.exit('web 2 does not install on Ubuntu')\n"
+)
+
+
+def _repo(root: Path, name: str, check: str | None = None) -> Path:
+    repo = root / name
+    repo.mkdir(parents=True)
+    (repo / "buildout.cfg").write_text("[buildout]\nparts =\n")
+    (repo / "release.txt").write_text(f"{name} 1\n")
+    if check is not None:
+        (repo / "check_install.py").write_text(check)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", f"{name} 1")
+    return repo
+
+
+@dataclass
+class Scenario:
+    master: Master
+    core: Path
+    web: Path
+
+    def page(self, path: str) -> Any:
+        status, body = http_request(self.master.url + PAGE + path)
+        assert status == 200, body
+        return json.loads(body)
+
+    def newest_candidate(self, buildout: str) -> dict[str, Any] | None:
+        found = self.page(f"api/candidates/{buildout}")["candidates"]
+        return found[0] if found else None
+
+    def build(self, builder: str, scheduler: str = "") -> dict[str, Any]:
+        bsid = self.master.force(builder, scheduler=scheduler or force_scheduler_name(builder))
+        self.master.wait_buildsets([bsid], timeout=400)
+        builds = self.master.get(f"buildsets/{bsid}")["buildsets"][0]
+        assert builds["complete"]
+        (build,) = [
+            b for b in self.master.builds(builder) if b["buildrequestid"] in self._requests(bsid)
+        ]
+        return build
+
+    def _requests(self, bsid: int) -> set[int]:
+        found = self.master.get(f"buildrequests?buildsetid={bsid}")["buildrequests"]
+        return {r["buildrequestid"] for r in found}
+
+    def green_candidate(self, buildout: str, revision: str) -> dict[str, Any]:
+        build = self.build(buildout)
+        assert build["results"] == 0, build["state_string"]
+
+        def recorded() -> bool:
+            newest = self.newest_candidate(buildout)
+            return newest is not None and newest["revisions"][0]["revision"] == revision
+
+        self.master.wait(recorded, 60, f"the candidate of {buildout} at {revision}")
+        found = self.newest_candidate(buildout)
+        assert found is not None
+        return found
+
+    def channels(self) -> dict[str, int]:
+        (domain,) = self.page("api/stacks?domain=erp")["domains"]
+        return dict(domain["channels"])
+
+    def stack_cli(self, *args: str, capsys: pytest.CaptureFixture[str]) -> str:
+        capsys.readouterr()
+        code = stack_main(["--master", str(self.master.basedir), *args])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        return out.out
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    root = tmp_path_factory.mktemp("stacks")
+    core = _repo(root / "repos", "core")
+    web = _repo(root / "repos", "web", CHECK_V1)
+    manifest = f"""
+[DEFAULT]
+db-steps =
+post-buildout-steps = test-command
+test-command = cat release.txt
+
+[core]
+buildout = git file://{core} main buildout.cfg
+
+[web]
+buildout = git file://{web} main buildout.cfg
+
+[domain:erp]
+members = core web
+acceptance-steps = members
+    install-test
+install-test.targets = linux
+install-test.command = python3 web/check_install.py core web
+"""
+    workers = (
+        "[builder]\npassword = secret:worker-builder\n\n"
+        "[target-debian]\npassword = secret:worker-target-debian\ncapability = linux 12\n"
+        "build-only-if-requires = linux\n\n"
+        "[target-ubuntu]\npassword = secret:worker-target-ubuntu\ncapability = linux 24.04\n"
+        "build-only-if-requires = linux\n"
+    )
+    master = Master(root / "master")
+    master.create(manifest, workers, secrets={f"worker-{k}": v for k, v in PASSWORDS.items()})
+    processes = [
+        WorkerProcess(root / name, name, password, master.pb_port)
+        for name, password in PASSWORDS.items()
+    ]
+    try:
+        master.start()
+        for p in processes:
+            p.start()
+        master.wait(lambda: master.connected_workers() == set(PASSWORDS), 90, "workers")
+        yield Scenario(master, core, web)
+    finally:
+        for p in processes:
+            p.stop()
+        master.stop()
+
+
+def test_stacks_from_unstable_to_stable_and_a_red_acceptance(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    core_1 = git(scenario.core, "rev-parse", "HEAD")
+    web_1 = git(scenario.web, "rev-parse", "HEAD")
+    scenario.green_candidate("core", core_1)
+    scenario.green_candidate("web", web_1)
+
+    first = scenario.build("erp-acceptance", "stack-acceptance-erp")
+    assert first["results"] == 0, first["state_string"]
+    assert first["properties"]["anybox_ci_stack"][0] == 1
+    assert scenario.channels() == {"testing": 1, "stable": 1}
+    stack_1 = scenario.page("api/stacks/erp/1")
+    assert {m["buildout"]: m["revisions"][0]["revision"] for m in stack_1["members"]} == {
+        "core": core_1,
+        "web": web_1,
+    }
+
+    # a change to web reaches unstable; acceptance of stack 2 fails on one install target
+    (scenario.web / "release.txt").write_text("web 2\n")
+    (scenario.web / "check_install.py").write_text(CHECK_V2)
+    git(scenario.web, "commit", "-q", "-am", "web 2: Ubuntu is not supported any more")
+    web_2 = git(scenario.web, "rev-parse", "HEAD")
+    scenario.green_candidate("web", web_2)
+
+    second = scenario.build("erp-acceptance", "stack-acceptance-erp")
+    assert second["results"] == 2, second["state_string"]
+    assert second["properties"]["anybox_ci_stack"][0] == 2
+    assert scenario.channels() == {"testing": 2, "stable": 1}
+    installs = {
+        name: scenario.master.builds(f"erp-install-{name}")[-1]["results"]
+        for name in ("target-debian", "target-ubuntu")
+    }
+    assert installs == {"target-debian": 0, "target-ubuntu": 2}
+    # the member builds of stack 2 ran at its pinned revisions
+    web_builds = scenario.master.builds("web")
+    pinned = [b for b in web_builds if b["properties"].get("anybox_ci_stack", [None])[0] == 2]
+    assert pinned and pinned[-1]["properties"]["got_revision"][0] == web_2
+
+    listing = scenario.stack_cli("list", capsys=capsys)
+    changes = scenario.stack_cli("diff", "1", "2", capsys=capsys)
+    print("\n$ anybox-ci stack list\n" + listing + "$ anybox-ci stack diff 1 2\n" + changes)
+    assert listing.splitlines()[0].split()[:3] == ["erp", "2", "testing"]
+    assert listing.splitlines()[1].split()[:3] == ["erp", "1", "stable"]
+    assert "~ web 0.0.1 -> 0.0.2" in changes and f"web: {web_1[:12]} -> {web_2[:12]}" in changes
+    assert "core" not in changes
+
+    exported = scenario.stack_cli("export", "1", capsys=capsys)
+    assert f"rev={core_1}" in exported and "[versions]" in exported
+
+    # an admin's forced promotion, then the rollback, both recorded with their author
+    out = scenario.stack_cli("promote", "2", "stable", "--author", "admin", capsys=capsys)
+    assert "stack 2 is stable (was 1), by admin" in out
+    scenario.stack_cli("promote", "1", "stable", "--author", "admin", capsys=capsys)
+    assert scenario.channels() == {"testing": 2, "stable": 1}
