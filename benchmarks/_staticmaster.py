@@ -36,7 +36,10 @@ from buildbot.process.factory import BuildFactory
 from buildbot.process.properties import Interpolate, _Renderer
 from buildbot.schedulers.forcesched import BaseParameter, CodebaseParameter
 
-CONFIGURATOR_LINE = "c['configurators'] = [AnyboxConfigurator(basedir)]"
+#: master.cfg.sample's line that installs the configurator (its arguments may vary)
+CONFIGURATOR_LINE = re.compile(
+    r"^c\['configurators'\] = \[AnyboxConfigurator\(basedir.*\)\]$", re.M
+)
 #: config_dict keys holding lists of generated objects, in the configurator's order
 LIST_KEYS = ("workers", "builders", "projects", "schedulers", "change_source", "services")
 
@@ -288,7 +291,12 @@ class SourceWriter:
             probe = vars(cls(**kwargs))
             taken = {self._aliases[(cls, name)] for name in missing}
             for key, value in state.items():
-                if key not in kwargs and key not in taken and not _same(probe.get(key), value):
+                missing_in_probe = key not in probe
+                if (
+                    key not in kwargs
+                    and key not in taken
+                    and (missing_in_probe or not _same(probe[key], value))
+                ):
                     kwargs[key] = value
         if fingerprint(cls(**kwargs)) != fingerprint(obj):
             raise Unsupported(f"cannot rebuild a {cls.__qualname__} from its attributes")
@@ -390,10 +398,10 @@ def fingerprint(obj: Any, memo: dict[int, str] | None = None) -> str:
 
 
 def _sample_parts(sample: str) -> tuple[str, str]:
-    if CONFIGURATOR_LINE not in sample:
-        raise Unsupported(f"master.cfg.sample has no line {CONFIGURATOR_LINE!r}")
-    head, _, tail = sample.partition(CONFIGURATOR_LINE)
-    return head, tail
+    found = CONFIGURATOR_LINE.search(sample)
+    if found is None:
+        raise Unsupported(f"master.cfg.sample has no line {CONFIGURATOR_LINE.pattern!r}")
+    return sample[: found.start()], sample[found.end() :]
 
 
 def _identifiers(source: str) -> set[str]:
@@ -571,7 +579,7 @@ def write_legacy(root: Path, generated: Path, config_dict: Mapping[str, Any]) ->
         )
     out += ["]", "", "c['schedulers'] = ["]
     for s in config_dict["schedulers"]:
-        if s.name == "force":
+        if "change_filter" not in s._config_kwargs:  # force and other schedulers: as is
             out.append(f"    {writer.expr(s)},")
             continue
         codebases = s._config_kwargs["codebases"]

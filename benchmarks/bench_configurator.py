@@ -24,7 +24,9 @@ Measured, medians of ``--runs`` (wall and CPU time):
 a. ``configure()`` in process on the realistic master at each ``--sizes`` (caches warm, as a
    reconfig of a running master): ms per section and max/min ratio (linear growth);
 b. at ``--sections``, for both masters:
-   - ``configure()`` in process, against executing the static master.cfg in process;
+   - ``configure()`` in process, against executing the static master.cfg in process; also
+     after editing one section, and with nothing to reuse from the previous configuration
+     (``render.memo`` emptied: what a master's start pays);
    - the first ``configure()`` in a fresh process (cold caches, imports done), against the
      first execution of the static file in a fresh process;
 c. ``buildbot checkconfig`` on the generated master and on both static ones, alternating
@@ -121,8 +123,23 @@ def configure(master: Path) -> tuple[dict[str, Any], Any]:
     return config_dict, configurator
 
 
-def time_configure(master: Path) -> Timing:
+def time_configure(master: Path, forget: bool = False) -> Timing:
+    """``configure()`` as a reconfig runs it: what the previous one made is reused
+    (``render.memo``); ``forget``: as the first configuration of a master process."""
+    if forget:
+        from anybox_ci.render import memo
+
+        memo.forget()
     return timed(lambda: configure(master))[0]
+
+
+def edit_one_section(master: Path, n: int) -> None:
+    """Change one option of the first section, as an admin editing one buildout."""
+    manifest = master / "buildouts" / "MANIFEST.cfg"
+    text = manifest.read_text()
+    prefix = "\nodoo-addons = "
+    at = text.index(prefix) + len(prefix)
+    manifest.write_text(f"{text[:at]}edited_{n}, {text[at:]}")
 
 
 def time_exec(code: Any, static: Path) -> Timing:
@@ -203,6 +220,9 @@ class Figures:
     #: compiling the static files: checkconfig pays it, a master.cfg written with loops
     #: instead of megabytes of literals would not
     static_compile: Timing = (0.0, 0.0)
+    #: configure() after one section was edited, and with nothing to reuse (a start)
+    edited: Timing = (0.0, 0.0)
+    no_memo: Timing = (0.0, 0.0)
     legacy_compile: Timing = (0.0, 0.0)
 
 
@@ -236,11 +256,17 @@ def measure(label: str, work: Path, args: argparse.Namespace) -> Figures:
     old: list[Timing] = []
     time_exec(static_code, static)  # warm-up, not counted
     time_exec(legacy_code, legacy)
-    for _ in range(args.runs):  # interleaved, so that a busy moment hits all three
+    no_memo: list[Timing] = []
+    edited: list[Timing] = []
+    for i in range(args.runs):  # interleaved, so that a busy moment hits all of them
         ours.append(time_configure(generated))
         new.append(time_exec(static_code, static))
         old.append(time_exec(legacy_code, legacy))
+        edit_one_section(generated, i)
+        edited.append(time_configure(generated))
+        no_memo.append(time_configure(generated, forget=True))
     figures = Figures(label, n, cells, median(ours), median(new), median(old))
+    figures.no_memo, figures.edited = median(no_memo), median(edited)
     figures.static_compile = median([timed(lambda: compile_static(static))[0] for _ in ours])
     figures.legacy_compile = median([timed(lambda: compile_static(legacy))[0] for _ in ours])
 
@@ -254,7 +280,9 @@ def measure(label: str, work: Path, args: argparse.Namespace) -> Figures:
     figures.fresh_configure, figures.fresh_static = median(fresh_ours), median(fresh_new)
 
     print(f"  in process, medians of {args.runs}:")
-    print(f"    configure()                          {_both(figures.configure)}")
+    print(f"    configure(), nothing changed         {_both(figures.configure)}")
+    print(f"    configure(), one section edited      {_both(figures.edited)}")
+    print(f"    configure(), nothing reused (a start){_both(figures.no_memo)}")
     print(f"    static master.cfg, equivalent (new)  {_both(figures.static_exec)}")
     print(f"    static master.cfg, previous (old)    {_both(figures.legacy_exec)}")
     print(f"  first run in a fresh process (cold caches), medians of {args.fresh_runs}:")

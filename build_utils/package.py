@@ -216,8 +216,9 @@ def stage(
 def write_archive(tree: Path, output: Path, level: int = 6) -> str:
     """A reproducible ``.tar.gz`` of ``tree`` (top folder included); returns its sha256."""
     paths = sorted(tree.rglob("*"))
-    # the release configuration is written now: the files it was made from date the archive
-    newest = max([int(p.lstat().st_mtime) for p in paths if p.name != RELEASE_CFG] or [0])
+    # folders and the release configuration are made now: the files copied date the archive
+    files = [p for p in paths if p.is_file() and not p.is_symlink() and p.name != RELEASE_CFG]
+    newest = max([int(p.stat().st_mtime) for p in files] or [0])
 
     def normal(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0

@@ -111,7 +111,7 @@ def test_the_release_configuration_builds_from_the_archive_with_no_index(
     assert cfg.get("buildout", "eggs-directory") == "${buildout:directory}/eggs"
     assert cfg.get("buildout", "eggs-directory-version") == ""
     assert cfg.get("buildout", "newest") == "false"
-    assert cfg.get("buildout", "allow-hosts") == "none.invalid"
+    assert cfg.get("buildout", "index") == "file://${buildout:directory}/eggs"
     assert cfg.get("buildout", "develop").split() == ["develop-src/odoo-18.0"]
     # frozen options: the moved develop source is found inside the archive
     assert cfg.get("odoo", "src") == "${buildout:directory}/develop-src/odoo-18.0"
@@ -119,6 +119,19 @@ def test_the_release_configuration_builds_from_the_archive_with_no_index(
         "${buildout:directory}/develop-src/odoo-18.0/addons,/srv/other"
     )
     assert str(tmp_path) not in text
+
+
+def test_eggs_found_through_a_linked_cache_folder_are_shipped(tmp_path: Path) -> None:
+    """Workers may link their egg cache: the scripts then name the real folder."""
+    bo, develop = built_buildout(tmp_path)
+    (tmp_path / "linked").symlink_to(tmp_path / "cache" / "eggs", target_is_directory=True)
+    installed = bo / ".installed.cfg"
+    real = str(tmp_path / "cache" / "eggs" / "v5")
+    installed.write_text(installed.read_text().replace(real, str(tmp_path / "linked" / "v5")))
+    output = tmp_path / "erp.tar.gz"
+    _, _, eggs = package(bo, "buildout.cfg", "erp", output, [])
+    assert eggs == 2
+    assert "erp/eggs/used-1.0-py3.11.egg/pkg/__init__.py" in members(output)
 
 
 def test_the_same_build_gives_the_same_bytes(tmp_path: Path) -> None:

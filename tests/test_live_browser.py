@@ -414,6 +414,9 @@ def test_matrix_at_1000_buildouts_filter_page_and_follow_a_cell(
             "(v) => { document.querySelector('form.filter input[name=name]').value = v; }", "b004"
         )
         browser.click("form.filter button", "Filter")
+        browser.wait_for(
+            "() => location.search === '?name=b004&tag=&result=&size=50'", what="the filtered page"
+        )
         rows = wait_rows(browser, MATRIX_ROWS, "table#matrix", {"b0040"}, "filtered")
         assert [r["name"] for r in rows] == [f"b004{i}" for i in range(10)]
         [reason] = rows[2]["cells"]  # b0042 requires wkhtmltopdf

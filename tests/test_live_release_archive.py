@@ -280,8 +280,9 @@ def test_the_archive_cells_ran_without_the_repository_or_the_index(archive_run: 
     assert build["started_at"] >= packaging["started_at"]
     built = run.log(build, "buildout")
     assert "Getting distribution" not in built  # every egg came from the archive
-    # the scripts the tester generated point into its own copy of the release only
-    script = (run.tester_dir / run.cell(run.low) / "build" / "bin" / "test_openerp").read_text()
+    # the scripts the tester generated point into its own copy of the release only (the
+    # high cell's: the low one's tree went with the tampered rebuild, as it should)
+    script = (run.tester_dir / run.cell(run.high) / "build" / "bin" / "test_openerp").read_text()
     assert str(run.tester_dir) in script
     assert str(run.odoo_src) not in script
     assert str(cache_root()) not in script

@@ -101,7 +101,7 @@ def _rows(page: str) -> dict[str, list[str]]:
     """buildout -> the class of each of its cells (or its reason), as the page shows them."""
     rows: dict[str, list[str]] = {}
     for name, cells in re.findall(
-        r"<th class='buildout' data-buildout='([^']*)'>.*?</th>(.*?)<td class='badge'", page
+        r"<th class='buildout' data-buildout='([^']*)'>.*?</th>(.*?)</tr>", page
     ):
         rows[name] = re.findall(r"<td class='([^']*)'", cells)
     return rows
@@ -128,7 +128,7 @@ def test_rows_are_buildouts_columns_are_versions_and_slots_say_why() -> None:
     assert "2023-11-14 22:14 UTC" in page
     # a cell never built (and not in the database yet, a virtual builder say) has no link
     assert "<span class='builder'>crm-pg15</span>" in page
-    assert f"src='{BASE}{PAGE_PATH}badges/erp.svg'" in page
+    assert f"href='{BASE}{PAGE_PATH}badges/erp.svg'>badge</a>" in page
 
 
 def test_a_column_without_a_cell_of_the_buildout_is_never_blank() -> None:

@@ -232,3 +232,18 @@ def test_a_refused_reconfig_keeps_the_memo_of_the_last_good_one(tmp_path: Path) 
     assert "[two] colour: unknown option" in info.value.errors[0]
     manifest.write_text(text)
     assert builders(configure(root))["two-pg17"] is good["two-pg17"]
+
+
+def test_only_the_most_recently_configured_masters_keep_a_memo(tmp_path: Path) -> None:
+    folders = [tmp_path / f"m{i}" for i in range(memo.MAX_MASTERS + 1)]
+    for folder in folders:
+        recorder = memo.memo_for(folder)
+        recorder.reuse("factory", "erp", 1, object)
+        recorder.commit(folder)
+    kept = memo.memo_for(folders[1])
+    assert kept.reuse("factory", "erp", 1, object) is not None and kept.hits == 1
+    gone = memo.memo_for(folders[0])
+    gone.reuse("factory", "erp", 1, object)
+    assert (gone.hits, gone.misses) == (0, 1)
+    for folder in folders:
+        memo.forget(folder)

@@ -16,6 +16,7 @@ from typing import Any
 
 from buildbot.plugins import util
 from buildbot.plugins import worker as bbworker
+from twisted.python import log
 
 from ..core import schema
 from ..core.capabilities import CapabilityRegistry
@@ -189,6 +190,8 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
         generated["codebaseGenerator"] = CodebaseGenerator(all_watches)
     stack_objects(loaded, by_buildout, str(bundle)).add_to(generated)  # [domain:NAME]
     if not dry_run:
+        if memo.hits:  # a reconfig: say how much of the previous configuration it kept
+            log.msg(f"anybox-ci: {memo.summary('factory', 'builder')} from the last configuration")
         memo.commit(site.basedir)
     return generated
 

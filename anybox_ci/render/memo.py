@@ -61,6 +61,8 @@ class RenderMemo:
         self._current: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.hits = 0
         self.misses = 0
+        #: kind -> [reused, made]
+        self.by_kind: dict[str, list[int]] = {}
 
     def reuse(
         self, kind: str, name: str, key: Any, make: Callable[..., T], *args: Any, **kwargs: Any
@@ -68,17 +70,31 @@ class RenderMemo:
         """The object made last time for (``kind``, ``name``) if ``key`` is equal to its
         key then, else ``make(*args, **kwargs)``."""
         found = self._previous.get((kind, name))
+        counts = self.by_kind.setdefault(kind, [0, 0])
         if found is not None and _equal(found[0], key):
             self.hits += 1
+            counts[0] += 1
             obj: T = found[1]
         else:
             self.misses += 1
+            counts[1] += 1
             obj = make(*args, **kwargs)
         self._current[(kind, name)] = (key, obj)
         return obj
 
+    def summary(self, *kinds: str) -> str:
+        """``reused 998 of 1000 factory, ...``: what a reconfig kept, for the master's log."""
+        parts = []
+        for kind in kinds:
+            reused, made = self.by_kind.get(kind, [0, 0])
+            parts.append(f"{reused} of {reused + made} {kind}")
+        return "reused " + ", ".join(parts)
+
     def commit(self, basedir: Path) -> None:
+        _MEMOS.pop(basedir, None)
         _MEMOS[basedir] = self._current
+        while len(_MEMOS) > MAX_MASTERS:  # a test run configures many folders
+            del _MEMOS[next(iter(_MEMOS))]
 
 
 class Same:
@@ -117,6 +133,8 @@ def _equal(a: Any, b: Any) -> bool:
         return False
 
 
+#: how many master folders keep a memo (the least recently configured go first)
+MAX_MASTERS = 8
 #: master folder -> what its last rendered configuration made
 _MEMOS: dict[Path, dict[tuple[str, str], tuple[Any, Any]]] = {}
 

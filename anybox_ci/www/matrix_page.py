@@ -49,7 +49,9 @@ vertical-align:top;font-size:90%}
 .anybox-matrix th{background:#f3f3f3}
 .anybox-matrix td.cell a{color:#111;text-decoration:none;display:block}
 .anybox-matrix td.cell a.build{font-weight:bold}
-.anybox-matrix td.cell time{display:block;color:#333;font-size:85%}
+.anybox-matrix td.cell time,.anybox-matrix td.cell span{display:block}
+.anybox-matrix td.cell time{color:#333;font-size:85%}
+.anybox-matrix a.badge-link{font-size:75%;font-weight:normal}
 .anybox-matrix td.none{color:#777;font-size:80%;max-width:16em}
 .anybox-matrix td.row-reason{color:#933;font-size:85%}
 .anybox-matrix .tag{background:#eee;border-radius:3px;padding:0 .3em;margin-right:.2em;
@@ -223,7 +225,9 @@ def render_html(model: MatrixModel, query: Query, view: PageView, base_url: str 
         badge = f"{base_url}{PAGE_PATH}badges/{urllib.parse.quote(row.buildout)}.svg"
         head = (
             f"<th class='buildout' data-buildout='{esc(row.buildout)}'>{esc(row.buildout)}"
-            f"<div>{tags}</div></th>"
+            f"<div>{tags}</div>"
+            + (f"<a class='badge-link' href='{esc(badge)}'>badge</a>" if row.cells else "")
+            + "</th>"
         )
         if row.reason:
             kind = "broken" if row.broken else "unmatched"
@@ -238,12 +242,7 @@ def render_html(model: MatrixModel, query: Query, view: PageView, base_url: str 
                 else f"<td class='none' title='{esc(slot.reason)}'>{esc(slot.reason)}</td>"
                 for slot in row.slots.values()
             )
-        badge_cell = (
-            f"<td class='badge'><img alt='{esc(row.buildout)} status' src='{esc(badge)}'></td>"
-            if row.cells
-            else "<td class='badge'></td>"
-        )
-        body_rows.append(f"<tr>{head}{cells}{badge_cell}</tr>")
+        body_rows.append(f"<tr>{head}{cells}</tr>")
 
     def option(value: str, current: str, label: str | None = None) -> str:
         selected = " selected" if value == current else ""
@@ -284,7 +283,7 @@ def render_html(model: MatrixModel, query: Query, view: PageView, base_url: str 
         + f"<div class='pager'>{''.join(pager)}</div>"
         "<table id='matrix'><thead><tr><th>buildout</th>"
         + header
-        + "<th>badge</th></tr></thead><tbody>"
+        + "</tr></thead><tbody>"
         + "".join(body_rows)
         + "</tbody></table></div></body></html>"
     )
