@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from twisted.python import log
 
 from ..stacks.export import buildout_export, diff, stack_dict, when
 from ..stacks.model import Stack
@@ -47,7 +50,8 @@ def domain_view(store: StackStore, domain: str, limit: int) -> dict[str, Any]:
         entry = stack_dict(stack, channels)
         previous = stacks[i + 1] if i + 1 < len(stacks) else None
         entry["previous"] = previous.number if previous else None
-        entry["changes"] = [c.as_dict() for c in diff(previous, stack)] if previous else []
+        changes = diff(previous, stack) if previous else []
+        entry["changes"] = [{**c.as_dict(), "lines": c.lines()} for c in changes]
         shown.append(entry)
     return {"domain": domain, "channels": channels, "stacks": shown}
 
@@ -63,19 +67,21 @@ def render_html(views: list[dict[str, Any]]) -> str:
                 f"{esc(m['buildout'])} <code>{esc(m['release_version'] or '?')}</code>"
                 for m in s["members"]
             )
-            changed = "<br>".join(esc(c["buildout"]) for c in s["changes"]) or "-"
+            changed = "<br>".join(esc(line) for c in s["changes"] for line in c["lines"]) or "-"
             rows.append(
                 f"<tr><td>{s['number']}</td><td>{esc(', '.join(s['channels']) or '-')}</td>"
                 f"<td>{esc(s['frozen_at'])}</td><td>{esc(s['frozen_by'])}</td>"
                 f"<td>{members}</td><td>{changed}</td></tr>"
             )
-        parts.append(
-            f"<h2>{esc(view['domain'])}</h2><p>channels: {esc(chans)}</p>"
+        table = (
             "<table class='stacks'><tr><th>stack</th><th>channels</th><th>frozen at</th>"
             "<th>frozen by</th><th>members</th><th>changed from previous</th></tr>"
             + "".join(rows)
             + "</table>"
+            if rows
+            else "<p>No stack yet.</p>"
         )
+        parts.append(f"<h2>{esc(view['domain'])}</h2><p>channels: {esc(chans)}</p>{table}")
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>anybox_ci stacks</title>"
         f"<style>{_STYLE}</style></head><body><div class='anybox-stacks'><h1>Stacks</h1>"
@@ -111,24 +117,31 @@ class StacksPage(MatrixPage):
         """Status line, content type and body of a GET of ``path``."""
         store = self.store()
         try:
-            limit = min(int((query.get("limit") or [str(DEFAULT_LIMIT)])[0]), MAX_LIMIT)
+            limit = int((query.get("limit") or [str(DEFAULT_LIMIT)])[0])
         except ValueError:
-            return _text("400 Bad Request", "limit: expected an integer")
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:  # a negative LIMIT is no limit at all in SQLite
+            return _text("400 Bad Request", f"limit: expected a whole number from 1 to {MAX_LIMIT}")
         parts = [p for p in path.strip("/").split("/") if p]
+        known = set(self.domains) | set(store.domains())
         if parts in ([], ["index.html"]):
-            domains = sorted(set(self.domains) | set(store.domains()))
+            domains = sorted(known)
             views = [domain_view(store, d, limit) for d in domains]
             return "200 OK", "text/html; charset=utf-8", render_html(views).encode()
         if parts[:2] == ["api", "stacks"]:
             rest = parts[2:]
             if not rest:
                 wanted = query.get("domain")
-                domains = wanted or sorted(set(self.domains) | set(store.domains()))
+                if wanted and not set(wanted) <= known:
+                    return _text("404 Not Found", "stacks: no such domain")
+                domains = wanted or sorted(known)
                 return _json({"domains": [domain_view(store, d, limit) for d in domains]})
-            if len(rest) in (2, 3) and rest[1].isdigit():
+            if len(rest) in (2, 3) and re.fullmatch(r"[0-9]{1,9}", rest[1]):
+                if rest[0] not in known:
+                    return _text("404 Not Found", "stacks: no such domain")
                 stack = store.stack(rest[0], int(rest[1]))
                 if stack is None:
-                    return _text("404 Not Found", f"domain {rest[0]!r} has no stack {rest[1]}")
+                    return _text("404 Not Found", f"stacks: domain has no stack {int(rest[1])}")
                 if len(rest) == 2:
                     return _json(stack_dict(stack, store.channels(stack.domain)))
                 if rest[2] == "export":
@@ -164,9 +177,18 @@ class StacksPage(MatrixPage):
             query = urllib.parse.parse_qs(str(environ.get("QUERY_STRING", ""))[:2000])
             try:
                 status, kind, body = self.answer(str(environ.get("PATH_INFO", "")), query)
-            except Exception as exc:  # one line, never a traceback on the web port
-                status, kind, body = _text("500 Internal Server Error", f"stacks: {exc}"[:300])
-        start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body)))])
+            except Exception as exc:  # one line, never a traceback (nor SQL) on the web port
+                log.msg(f"anybox-ci: stacks page: {exc!r}"[:300])
+                status, kind, body = _text("500 Internal Server Error", "stacks: unavailable")
+        start_response(
+            status,
+            [
+                ("Content-Type", kind),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
         return [body]
 
 
@@ -198,14 +220,21 @@ def dashboard(domains: Iterable[str] = ()) -> dict[str, Any]:
 
 
 def admins_only(authz: Any, builders: Iterable[str]) -> None:
-    """Put first in ``authz`` a rule that only admins may force these (promote) builders."""
+    """Put first in ``authz`` rules that only admins may force or rebuild these (promote)
+    builders: a rebuild replays the force form's stack and channel, and its ``owner``
+    (the admin who forced it), so it is a promotion too."""
     if authz is None:
         return  # no authz: Buildbot lets everybody do everything
-    from buildbot.www.authz.endpointmatchers import ForceBuildEndpointMatcher
+    from buildbot.www.authz.endpointmatchers import (
+        ForceBuildEndpointMatcher,
+        RebuildBuildEndpointMatcher,
+    )
 
     from .authz import ADMIN_ROLE
 
     rules = [
-        ForceBuildEndpointMatcher(builder=b, role=ADMIN_ROLE, defaultDeny=True) for b in builders
+        matcher(builder=b, role=ADMIN_ROLE, defaultDeny=True)
+        for b in builders
+        for matcher in (ForceBuildEndpointMatcher, RebuildBuildEndpointMatcher)
     ]
     authz.allowRules[0:0] = rules
