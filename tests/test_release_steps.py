@@ -19,6 +19,7 @@ from buildbot.process.properties import Properties
 from anybox_ci.configurator import AnyboxConfigurator
 from anybox_ci.core import schema
 from anybox_ci.core.diagnostics import Diagnostics
+from anybox_ci.core.loader import Loaded, check, leave_out_broken
 from anybox_ci.core.manifest import load_manifests
 from anybox_ci.render.steps_generic import PACKAGE_FILE, ArchiveName
 from anybox_ci.render.steps_release import (
@@ -311,15 +312,26 @@ INSTALL = (
 )
 
 
-def configure_release(tmp_path: Path, manifest: str) -> dict[str, Any]:
+def write_master(tmp_path: Path, manifest: str) -> Path:
     root = tmp_path.resolve()
     (root / "buildouts").mkdir(parents=True, exist_ok=True)
     (root / "buildouts" / "MANIFEST.cfg").write_text(manifest)
     (root / "buildouts" / "b.cfg").write_text("[buildout]\nparts =\n")
     (root / "workers.cfg").write_text(WORKERS)
+    return root
+
+
+def configure_release(tmp_path: Path, manifest: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    AnyboxConfigurator(root).configure(config)
+    AnyboxConfigurator(write_master(tmp_path, manifest)).configure(config)
     return config
+
+
+def check_then_leave_out(tmp_path: Path, manifest: str) -> Loaded:
+    loaded = check(write_master(tmp_path, manifest))
+    kept = leave_out_broken(loaded, loaded.diagnostics.errors)
+    assert kept is not None, loaded.diagnostics.errors
+    return kept
 
 
 def steps_of(config: dict[str, Any], builder: str) -> dict[str, Any]:
@@ -446,3 +458,14 @@ def test_a_bad_archive_from_is_a_config_error(tmp_path: Path, manifest: str, err
     with pytest.raises(ConfigErrors) as info:
         configure_release(tmp_path, manifest)
     assert any(e.endswith(f"[erp-install] {error}") for e in info.value.errors), info.value.errors
+    # `anybox-ci check` (no Buildbot) reports it too, at the section
+    found = [str(d) for d in check(tmp_path.resolve()).diagnostics.errors]
+    assert any("MANIFEST.cfg:" in d and d.endswith(f"[erp-install] {error}") for d in found), found
+
+
+def test_an_archive_from_a_broken_section_is_left_out_with_it(tmp_path: Path) -> None:
+    manifest = RELEASE.format(upload="/r").replace("[erp]\n", "[erp]\ncolour = red\n", 1) + INSTALL
+    loaded = check_then_leave_out(tmp_path / "broken", manifest)
+    assert {b.name for b in loaded.config.buildouts}.isdisjoint({"erp", "erp-install"})
+    whole = check_then_leave_out(tmp_path / "whole", RELEASE.format(upload="/r") + INSTALL)
+    assert {b.name for b in whole.config.buildouts} >= {"erp", "erp-install"}

@@ -28,6 +28,7 @@ from .lines import NAME_RE, parse_source, parse_watch
 from .model import Buildout, Domain, Requirement, Watch, WatchSection
 from .options import RawValue, Resolved, canonical_names, interpolate, raw_options, references
 from .options import resolve as resolve_options
+from .release_links import check_release_links
 from .stepset_catalogue import BUILTIN, KINDS, Catalogue, StepSetSpec
 
 _MANIFEST_NAMES = canonical_names(schema.MANIFEST_OPTIONS)
@@ -204,6 +205,7 @@ def read_manifests(
         elif made is not None:
             watch_sections.append(made)
     kept_domains = check_members(domains, buildouts, sections, diags, silent)
+    check_release_links(buildouts, sections, diags, silent)
     diags.drop_repeated_warnings(first_section_diag)
     return ManifestSet(
         tuple(buildouts),
