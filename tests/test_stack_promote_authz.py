@@ -9,6 +9,8 @@ promote build), as the web server's JSON-RPC ``force`` and ``rebuild`` actions a
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,10 @@ class PromoteAuthzTests(TestReactorMixin, unittest.TestCase):
         return defer.ensureDeferred(self.set_up())
 
     async def set_up(self) -> None:
-        self.config = configured(Path(self.mktemp()))
+        # not trial's mktemp(), which leaves a folder in the working directory
+        root = Path(tempfile.mkdtemp(prefix="promote-authz-"))
+        self.addCleanup(shutil.rmtree, root, True)
+        self.config = configured(root)
         self.master = await fakemaster.make_master(self, wantData=True, wantDb=True)
         forms = [s for s in self.config["schedulers"] if hasattr(s, "computeBuilderNames")]
         self.forms = {s.name: s for s in forms}
