@@ -2,6 +2,7 @@
 
     python3 restore.py (--name DB | --map DB=MEMBER ...) (--dump PATH | --url URL [--auth-env VAR])
                        [--sha256 HEX] [--cache-key KEY | --no-cache] [--spare] [--jobs N]
+                       [--delete-dump]
                        [--strategy file_copy|wal_log] [--no-neutralize] [--maintenance-db DB]
                        [-- NEUTRALIZE-COMMAND ARGS...]
 
@@ -413,6 +414,7 @@ class Options:
     command: list[str]
     maintenance_db: str
     spare: bool = False
+    delete_dump: bool = False
     version: int = 0  # server_version_num, once connected
 
 
@@ -635,6 +637,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a spare copy of each template for the next build (one more copy on disk)",
     )
     parser.add_argument("--no-neutralize", action="store_true", help="keep mail servers and crons")
+    parser.add_argument(
+        "--delete-dump",
+        action="store_true",
+        help="remove the --dump file at the end (a copy sent by the master)",
+    )
     parser.add_argument("--maintenance-db", default="postgres")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- NEUTRALIZE-COMMAND ARGS...")
     return parser
@@ -652,6 +659,8 @@ def options(argv: Sequence[str] | None) -> Options:
         parser.error("--sha256 must be 64 hexadecimal digits")
     if args.auth_env and not args.url:
         parser.error("--auth-env goes with --url")
+    if args.delete_dump and not args.dump:
+        parser.error("--delete-dump goes with --dump")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     targets = [Target(args.name, None)] if args.name is not None else list(args.map)
@@ -670,6 +679,7 @@ def options(argv: Sequence[str] | None) -> Options:
         command=command,
         maintenance_db=args.maintenance_db,
         spare=args.spare,
+        delete_dump=args.delete_dump,
     )
 
 
@@ -679,6 +689,15 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = options(argv)
+    try:
+        return restore_main(opts)
+    finally:
+        if opts.delete_dump and opts.dump:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(opts.dump)
+
+
+def restore_main(opts: Options) -> int:
     if opts.dump is not None and not os.path.isfile(opts.dump):
         print_summary(f"restore failed: no such dump file: {opts.dump}")
         return 2

@@ -174,7 +174,7 @@ BAD_INPUTS = [
         WORKERS,
         {},
         "{m}:3: [erp] db-steps: step set 'restore' needs a value for 'restore.dump', "
-        "'restore.url' or 'db-restore-command'",
+        "'restore.master-dump', 'restore.url' or 'db-restore-command'",
     ),
     (
         "nightly-time-twice",

@@ -304,7 +304,7 @@ def test_step_set_without_its_options_is_refused(tmp_path: Path) -> None:
         MasterConfig.loadFromDict(base_config(AnyboxConfigurator(root)), "master.cfg")
     assert info.value.errors[0] == (
         f"{root}/buildouts/MANIFEST.cfg:3: [erp] db-steps: step set 'restore' needs a value "
-        "for 'restore.dump', 'restore.url' or 'db-restore-command'"
+        "for 'restore.dump', 'restore.master-dump', 'restore.url' or 'db-restore-command'"
     )
 
 

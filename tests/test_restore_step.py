@@ -156,7 +156,11 @@ def test_without_a_dump_the_restore_command_is_kept(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ("", "needs a value for 'restore.dump', 'restore.url' or 'db-restore-command'"),
+        (
+            "",
+            "needs a value for 'restore.dump', 'restore.master-dump', 'restore.url' or "
+            "'db-restore-command'",
+        ),
         ("restore.url = https://u:p@example.com/d.dump\n", "credentials do not belong"),
         ("restore.url = ftp://example.com/d.dump\n", "expected an http(s):// or file://"),
         ("restore.dump = d\nrestore.sha256 = 12\n", "64 hexadecimal digits"),

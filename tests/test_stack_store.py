@@ -109,3 +109,16 @@ def test_export_forms(store: StackStore) -> None:
     data = stack_dict(stack, store.channels("erp"))
     assert data["channels"] == ["testing"]
     assert data["members"][0]["revisions"][0]["revision"] == A
+
+
+def test_export_names_each_archive_with_its_hash(store: StackStore) -> None:
+    sha = "c" * 64
+    store.record_candidate("core", [pin("core", A)], "1.0.0", "releases/core-1.0.0.tar.gz", sha)
+    store.record_candidate("web", [pin("web", A)], "2.0.0")
+    stack = store.freeze("erp", ["core", "web"], "ci")
+    text = buildout_export(stack)
+    assert text.endswith(
+        f"\n[anybox-ci-artefacts]\ncore = releases/core-1.0.0.tar.gz sha256={sha}\n"
+    )
+    member = stack_dict(stack)["members"][0]
+    assert (member["artefact"], member["artefact_sha256"]) == ("releases/core-1.0.0.tar.gz", sha)

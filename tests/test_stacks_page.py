@@ -30,6 +30,7 @@ from anybox_ci.www.authz import authz_config
 from anybox_ci.www.stacks_page import StacksPage
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
+CORE_ARCHIVE, CORE_SHA = "releases/core-1.0.1.tar.gz", "e" * 64
 #: untrusted values, as a build's repository or a force form could make them
 EVIL_AUTHOR = "<script>alert('who')</script>"
 EVIL_VERSION = "2.0.1<img src=x onerror=alert(1)>"
@@ -52,7 +53,7 @@ def store(tmp_path: Path) -> Iterator[StackStore]:
     s.promote("erp", 1, "stable", "alice")
     s.record_candidate("web", [pin("web", EVIL_REVISION)], EVIL_VERSION, now=3)
     assert s.freeze("erp", ["core", "web"], EVIL_AUTHOR).number == 2
-    s.record_candidate("core", [pin("core", B)], "1.0.1", now=4)
+    s.record_candidate("core", [pin("core", B)], "1.0.1", CORE_ARCHIVE, CORE_SHA, now=4)
     assert s.freeze("erp", ["core", "web"], "bob").number == 3
     s.record_candidate("site", [pin("site", C)], "0.1", now=5)
     s.freeze("crm", ["site"], "carol")
@@ -186,6 +187,12 @@ def test_one_stack_its_export_and_candidates(store: StackStore) -> None:
     assert status.startswith("400") and b"<x>" not in body
     found = api(app, "/api/candidates/web")
     assert [c["release_version"] for c in found["candidates"]] == [EVIL_VERSION, "2.0.0"]
+    (core,) = [c for c in api(app, "/api/candidates/core")["candidates"] if c["artefact"]]
+    assert (core["release_version"], core["artefact"], core["artefact_sha256"]) == (
+        "1.0.1",
+        CORE_ARCHIVE,
+        CORE_SHA,
+    )
 
 
 def test_untrusted_values_are_escaped_or_served_as_data(store: StackStore) -> None:

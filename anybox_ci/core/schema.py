@@ -565,6 +565,25 @@ def _lines_of(text: str) -> list[str]:
 
 RESTORE_MAP_KIND: Kind[tuple[tuple[str, str], ...]] = Kind("NAME = MEMBER lines", _restore_map)
 
+
+def _master_dump(text: str) -> str:
+    """A path inside ``restore.master-dir``: relative, without ``..`` (links are resolved and
+    checked again on the master when the build runs)."""
+    value = text.strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or "\\" in value:
+        raise ValueError("the path holds control characters or backslashes")
+    if value.startswith(("/", "~")):
+        raise ValueError("expected a path relative to restore.master-dir, not an absolute one")
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError("'..' may not leave restore.master-dir")
+    if not parts:
+        raise ValueError("expected a file name inside restore.master-dir")
+    return "/".join(parts)
+
+
+MASTER_DUMP_KIND: Kind[str] = Kind("a path inside restore.master-dir", _master_dump)
+
 RELEASE_TAG_PATTERN: Option[str] = Option(
     "release.tag-pattern",
     REGEX,
@@ -592,6 +611,24 @@ RESTORE_URL: Option[str | None] = Option(
     "worker when its template is not cached yet (with `restore.sha256`, a cache hit "
     "downloads nothing).",
     example="https://backups.example.com/erp/prod-latest.dump",
+)
+RESTORE_MASTER_DUMP: Option[str | None] = Option(
+    "restore.master-dump",
+    MASTER_DUMP_KIND,
+    None,
+    "For `db-steps = restore`: the dump file on the master, relative to "
+    "`restore.master-dir` (no `..`, no absolute path; symbolic links may not lead out of "
+    "it). The master checks and hashes it, each cell downloads it over its worker's "
+    "connection, and a missing file fails the cell.",
+    example="erp/prod-latest.sql.gz",
+)
+RESTORE_MASTER_DIR: Option[str] = Option(
+    "restore.master-dir",
+    STR,
+    "dumps",
+    "The master folder that `restore.master-dump` is in (relative paths: the master's "
+    "basedir), typically set once in `[DEFAULT]`.",
+    example="/srv/backups",
 )
 RESTORE_AUTH_SECRET: Option[str | None] = Option(
     "restore.auth-secret",
@@ -894,6 +931,8 @@ MANIFEST_OPTIONS: dict[str, Option[Any]] = _table(
     RELEASE_TAG_PATTERN,
     RESTORE_DUMP,
     RESTORE_URL,
+    RESTORE_MASTER_DUMP,
+    RESTORE_MASTER_DIR,
     RESTORE_AUTH_SECRET,
     RESTORE_SHA256,
     RESTORE_CACHE,

@@ -100,10 +100,16 @@ SIMPLE_CREATE = _spec(
 RESTORE = _spec(
     _DB,
     "restore",
-    "Restore a dump (`restore.dump` or `restore.url`) into the test database, cached as a "
-    "template per dump and PostgreSQL server, neutralised (`restore.neutralize`); without "
-    "a dump, create an empty test database and fill it with `db-restore-command`.",
-    requires_any=(schema.RESTORE_DUMP, schema.RESTORE_URL, schema.DB_RESTORE_COMMAND),
+    "Restore a dump (`restore.dump` on the worker, `restore.master-dump` on the master or "
+    "`restore.url`) into the test database, cached as a template per dump and PostgreSQL "
+    "server, neutralised (`restore.neutralize`); without a dump, create an empty test "
+    "database and fill it with `db-restore-command`.",
+    requires_any=(
+        schema.RESTORE_DUMP,
+        schema.RESTORE_MASTER_DUMP,
+        schema.RESTORE_URL,
+        schema.DB_RESTORE_COMMAND,
+    ),
 )
 PG_REMOTE_COPY = _spec(
     _DB,

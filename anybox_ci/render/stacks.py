@@ -30,6 +30,7 @@ from ..core.plan import Cell
 from ..core.vcs import codebase_name
 from ..stacks.model import CHANNELS, STABLE
 from .changes import codebases
+from .steps_generic import package_folder
 from .steps_stacks import (
     PROMOTE_CHANNEL_FIELD,
     PROMOTE_STACK_FIELD,
@@ -78,18 +79,13 @@ def _recorded(buildout: Buildout, builders: Sequence[str]) -> dict[str, Any]:
     """What the recorder needs to know of a member buildout (plain, comparable data)."""
     source = buildout.source
     own = codebase_name(source.url, source.branch) if source.branch else ""
-    artefact: list[str] = []
-    upload = buildout.get(schema.PACKAGING_UPLOAD_DIR)
-    if upload:
-        folder = "/".join(p for p in (buildout.get(schema.PACKAGING_ROOT_DIR) or "", upload) if p)
-        artefact = [folder, buildout.get(schema.PACKAGING_PREFIX) or buildout.name]
     return {
         "builders": sorted(builders),
         "codebases": {
             codebase_name(w.url, w.branch): [w.vcs, w.url, w.branch] for w in buildout.all_watches
         },
         "own": own,
-        "artefact": artefact,
+        "upload_dir": package_folder(buildout) or "",
     }
 
 
@@ -209,7 +205,18 @@ def _install_factory(domain: Domain, bundle: str) -> Any:
     factory = util.BuildFactory()
     # each install starts from an empty folder: nothing left from the previous stack
     factory.addStep(steps.RemoveDirectory(dir="build", name="clean", haltOnFailure=True))
-    factory.addStep(InstallStack())
+    # build_utils: fetch.py checks each archive's hash, functional.py runs the service
+    factory.addStep(
+        steps.FileDownload(
+            name="send_build_utils",
+            mastersrc=bundle,
+            workerdest=BUNDLE_NAME,
+            workdir=".",
+            mode=0o644,
+            haltOnFailure=True,
+        )
+    )
+    factory.addStep(InstallStack(domain.name))
     server = domain.get(schema.INSTALL_TEST_SERVER_COMMAND)
     given = domain.get(schema.INSTALL_TEST_COMMAND)
     command: list[Any] = list(given) if given else []
@@ -218,16 +225,6 @@ def _install_factory(domain: Domain, bundle: str) -> Any:
         "ANYBOX_CI_TARGET_WORKER": util.Property("workername"),
     }
     if server:
-        factory.addStep(
-            steps.FileDownload(
-                name="send_build_utils",
-                mastersrc=bundle,
-                workerdest=BUNDLE_NAME,
-                workdir=".",
-                mode=0o644,
-                haltOnFailure=True,
-            )
-        )
         argv = [
             UTILS_PYTHON,
             UTILS_BUNDLE,

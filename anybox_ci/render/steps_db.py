@@ -16,6 +16,7 @@ from zope.interface import implementer
 from ..core import schema
 from ..core import stepset_catalogue as catalogue
 from .buildsteps import CellEnv, UtilStep
+from .master_dump import MASTER_DUMP_FILE, SHA256_PROPERTY, MasterDumpDownload
 from .stepset_registry import TESTING_DB, StepContext, StepSet, util_argv
 
 
@@ -85,12 +86,22 @@ def restore(ctx: StepContext) -> list[BuildStep]:
     """Restore a dump into the test database (cached as a template per dump and server,
     neutralised); without a dump, fill an empty one with ``db-restore-command``."""
     dump, url = ctx.get(schema.RESTORE_DUMP), ctx.get(schema.RESTORE_URL)
-    if not dump and not url:
+    on_master = ctx.get(schema.RESTORE_MASTER_DUMP)
+    sources = [
+        option.name
+        for option, value in (
+            (schema.RESTORE_DUMP, dump),
+            (schema.RESTORE_MASTER_DUMP, on_master),
+            (schema.RESTORE_URL, url),
+        )
+        if value
+    ]
+    if not sources:
         command = ctx.get(schema.DB_RESTORE_COMMAND)
         if not command:
             raise ValueError(
-                "step set 'restore' needs a dump (restore.dump or restore.url) or a "
-                "db-restore-command"
+                "step set 'restore' needs a dump (restore.dump, restore.master-dump or "
+                "restore.url) or a db-restore-command"
             )
         return [
             ctx.shell(
@@ -98,8 +109,9 @@ def restore(ctx: StepContext) -> list[BuildStep]:
                 ctx.util_argv("pgdb", "restore", "--name", TESTING_DB, "--", *command),
             )
         ]
-    if dump and url:
-        raise ValueError("restore.dump and restore.url are two sources: give one")
+    if len(sources) > 1:
+        count = {2: "two", 3: "three"}[len(sources)]
+        raise ValueError(f"{' and '.join(sources)} are {count} sources: give one")
     secret = ctx.get(schema.RESTORE_AUTH_SECRET)
     if secret and not url:
         raise ValueError("restore.auth-secret goes with restore.url")
@@ -114,12 +126,24 @@ def restore(ctx: StepContext) -> list[BuildStep]:
             argv.append(util.Interpolate("--map=%(kw:db)s=%(kw:m)s", db=db, m=path))
     else:
         argv.append(util.Interpolate("--name=%(prop:testing_db)s"))
-    argv.append(f"--dump={dump}" if dump else f"--url={url}")
+    sha = ctx.get(schema.RESTORE_SHA256)
+    before: list[BuildStep] = []
+    if on_master:
+        root = ctx.get(schema.RESTORE_MASTER_DIR)
+        before.append(MasterDumpDownload(root, on_master, sha or None))
+        argv += [
+            util.Interpolate("--dump=%(prop:builddir)s/" + MASTER_DUMP_FILE),
+            "--delete-dump",
+            # the same dump for every cell: one template per server, not per builder
+            f"--cache-key=master:{root.rstrip('/')}/{on_master}",
+            util.Interpolate(f"--sha256=%(prop:{SHA256_PROPERTY})s"),
+        ]
+    else:
+        argv.append(f"--dump={dump}" if dump else f"--url={url}")
+        if sha:
+            argv.append(f"--sha256={sha}")
     if secret:
         argv.append(f"--auth-env={AUTH_ENV}")
-    sha = ctx.get(schema.RESTORE_SHA256)
-    if sha:
-        argv.append(f"--sha256={sha}")
     if not ctx.get(schema.RESTORE_CACHE):
         argv.append("--no-cache")
     elif ctx.get(schema.RESTORE_SPARE):
@@ -128,7 +152,7 @@ def restore(ctx: StepContext) -> list[BuildStep]:
     kwargs: dict[str, Any] = {}
     if secret:
         kwargs = {"env": SecretEnv(ctx.env, AUTH_ENV, secret), "logEnviron": False}
-    return [ctx.shell("restore_db", ctx.util_argv(*argv), **kwargs)]
+    return [*before, ctx.shell("restore_db", ctx.util_argv(*argv), **kwargs)]
 
 
 #: how the ancestor's manifests said "no option" for ``pg_remote_copy.db_option``

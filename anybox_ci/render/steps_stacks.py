@@ -3,21 +3,24 @@
 - :class:`StackRecorder` is a service: each finished green build of a member buildout
   becomes that buildout's newest *unstable* candidate. Its revisions come from the build's
   sourcestamps (the buildout's own codebase falls back on ``got_revision`` when a forced
-  build had none, checked by the ``core.vcs`` revision rule); its artefact hash is computed
-  here, from the file the build uploaded to the master. Several masters may all see the
-  same build: the store keeps one row.
+  build had none, checked by the ``core.vcs`` revision rule); its artefact is the one the
+  build's ``packaging`` steps uploaded and hashed on the master (the build properties
+  ``archive_name`` and ``archive_sha256``). Several masters may all see the same build:
+  the store keeps one row (no master needs the file itself to record it).
 - :class:`FreezeStack` and :class:`PromoteStack` run on the master inside the acceptance
   (and promote) builds; the store makes both atomic.
 - :class:`InstallStack` adds, at run time, the steps that put a stack's artefacts (or, for
-  a member without one, its pinned sources) on an install-test target.
+  a member without one, its pinned sources) on an install-test target: each archive goes
+  from the master with Buildbot's own transfer, confined to its upload folder, and
+  ``build_utils/fetch.py archive --sha256`` checks it against the stack before extracting.
 
 Database calls block: they run in a thread.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -37,7 +40,9 @@ from ..core.vcs import check_revision
 from ..stacks.export import stack_dict
 from ..stacks.model import BUILDOUT_KEY, MEMBERS_KEY, STABLE, Pin
 from ..stacks.store import StackError, StackStore, db_url_of, store_for
-from .steps_generic import ArchiveName
+from .buildsteps import UtilStep
+from .steps_release import SHA256_RE, ReleaseDownload, archive_name
+from .stepset_registry import util_argv
 
 #: properties of the builds an acceptance run triggers (and of the acceptance build)
 STACK_PROP = "anybox_ci_stack"
@@ -60,24 +65,11 @@ def store_of(master: Any) -> StackStore:
     return store_for(db_url_of(master.config.db), Path(master.basedir))
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class _Props(dict[str, Any]):
-    def getProperty(self, name: str, default: Any = None) -> Any:  # noqa: N802 - Buildbot's
-        return self.get(name, default)
-
-
 class StackRecorder(service.BuildbotService):
     """Records green builds of member buildouts as their newest *unstable* candidates.
 
     ``members``: buildout -> {"builders": [...], "codebases": {codebase: [vcs, url, branch]},
-    "own": the buildout's own codebase, "artefact": [upload dir, prefix] or []}."""
+    "own": the buildout's own codebase, "upload_dir": its ``packaging`` folder or ""}."""
 
     name = "anybox-ci-stack-recorder"
 
@@ -130,7 +122,11 @@ class StackRecorder(service.BuildbotService):
         request = yield self.master.data.get(("buildrequests", build["buildrequestid"]))
         buildset = yield self.master.data.get(("buildsets", request["buildsetid"]))
         pins = self.pins(member, buildset.get("sourcestamps") or [], values.get("got_revision"))
-        artefact, sha = yield threads.deferToThread(self.artefact, member, values)
+        try:
+            artefact, sha = self.artefact(member, values)
+        except ValueError as exc:
+            log.msg(f"anybox-ci: stacks: [{name}] build {build['buildid']} not recorded: {exc}")
+            return None
         url = f"{self.master.config.buildbotURL}#/builders/{build['builderid']}/builds/"
         url += str(build["number"])
         store = store_of(self.master)
@@ -160,17 +156,21 @@ class StackRecorder(service.BuildbotService):
             found.append(Pin(codebase, url, branch, revision, vcs))
         return found
 
-    def artefact(self, member: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[str, str]:
-        """The release archive this build uploaded to the master, and its SHA-256."""
-        if not member.get("artefact"):
+    @staticmethod
+    def artefact(member: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[str, str]:
+        """The release archive the build uploaded (its path from the master's folder) and
+        its SHA-256, as the build's packaging steps set them on the master; ("", "") for a
+        member that uploads none. A malformed value raises ValueError: nothing is recorded."""
+        folder = member.get("upload_dir") or ""
+        given_name, given_sha = values.get("archive_name"), values.get("archive_sha256")
+        if not folder or (given_name is None and given_sha is None):
             return "", ""
-        folder, prefix = member["artefact"]
-        name = ArchiveName(prefix, member["own"]).getRenderingFor(_Props(values))
-        relative = posixpath.join(folder, name)
-        path = Path(self.master.basedir) / relative
-        if not path.is_file():
-            return "", ""
-        return relative, _sha256_of(path)
+        name = archive_name(given_name)  # a plain file name: it stays inside the folder
+        if name is None:
+            raise ValueError(f"archive_name {str(given_name)[:100]!r} is not a file name")
+        if not isinstance(given_sha, str) or not SHA256_RE.match(given_sha):
+            raise ValueError(f"archive_sha256 {str(given_sha)[:100]!r} is not a SHA-256")
+        return posixpath.join(folder, name), given_sha
 
 
 class _MasterStep(buildstep.BuildStep):
@@ -303,85 +303,105 @@ def stack_trigger(name: str, scheduler: str, domain: str, members: Sequence[str]
     )
 
 
+class StackArchiveDownload(ReleaseDownload):
+    """A member's archive, from its upload folder on the master to the target: the archive
+    download of ``archive.from`` cells, for a file name the stack gives instead of the
+    build's ``archive_name`` property (still a plain file name inside ``root``)."""
+
+    def __init__(self, root: str, archive: str, **kwargs: Any):
+        super().__init__(root, **kwargs)
+        self.mastersrc = archive
+
+
+def member_archive_steps(root: str, member: Mapping[str, Any]) -> list[Any]:
+    """Download a member's archive, check its SHA-256 recorded in the stack and extract it
+    into the member's folder (``fetch.py archive``: nothing extracted on a mismatch)."""
+    name = member[BUILDOUT_KEY]
+    local = f"{name}.tar.gz"
+    return [
+        StackArchiveDownload(
+            root,
+            posixpath.basename(member["artefact"]),
+            name=step_name(f"download_{name}"),
+            workerdest=local,
+            haltOnFailure=True,
+        ),
+        UtilStep(
+            name=step_name(f"fetch_{name}"),
+            command=util_argv(
+                "fetch",
+                "archive",
+                f"--url={local}",
+                f"--dest={name}",
+                f"--sha256={member['artefact_sha256']}",
+            ),
+            exports=(),
+            haltOnFailure=True,
+        ),
+    ]
+
+
+def member_checkout_steps(member: Mapping[str, Any]) -> list[Any]:
+    """A member without an archive: its codebases cloned at their pinned revisions (one
+    codebase: the member's folder; several: one folder each inside it)."""
+    name = member[BUILDOUT_KEY]
+    pins = member["revisions"]
+    added: list[Any] = []
+    for index, pin in enumerate(pins):
+        folder = name if len(pins) == 1 else f"{name}/{pin['codebase']}"
+        added += [
+            steps.ShellCommand(
+                name=step_name(f"clone_{name}_{index}"),
+                command=["git", "clone", "-q", "--", pin["repository"], folder],
+                haltOnFailure=True,
+            ),
+            steps.ShellCommand(
+                name=step_name(f"checkout_{name}_{index}"),
+                command=["git", "checkout", "-q", "--detach", pin["revision"], "--"],
+                workdir=f"build/{folder}",
+                haltOnFailure=True,
+            ),
+        ]
+    return added
+
+
 class InstallStack(_MasterStep):
     """On an install-test target: the steps fetching each member of the stack, added now
-    that the stack is known. An artefact comes from the master and must match the hash
-    recorded in the stack; a member without one is checked out at its pinned revisions."""
+    that the stack is known. The stack is read from the master's database by its number
+    (the build's property), never from a property's JSON: its archives and hashes are the
+    recorded ones. An archive must match its hash; a member without one is checked out at
+    its pinned revisions."""
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, domain: str, **kwargs: Any):
         kwargs.setdefault("name", "install_stack")
         super().__init__(**kwargs)
+        self.domain = domain
 
     @defer.inlineCallbacks
     def run(self) -> Any:
-        data = json.loads(self.getProperty(STACK_JSON_PROP) or "{}")
-        if not data.get(MEMBERS_KEY):
+        number = self.getProperty(STACK_PROP)
+        if not isinstance(number, int) or isinstance(number, bool):
             result = yield self.refuse("no stack to install: start this builder from acceptance")
             return result
+        store = store_of(self.master)
+        stack = yield threads.deferToThread(store.stack, self.domain, number)
+        if stack is None:
+            result = yield self.refuse(f"no stack {number} in domain {self.domain!r}")
+            return result
+        data = stack_dict(stack)
         added: list[Any] = [
             steps.StringDownload(
                 json.dumps(data, indent=2) + "\n", workerdest="stack.json", name="stack_json"
             )
         ]
         for member in data[MEMBERS_KEY]:
-            name = member[BUILDOUT_KEY]
-            if member.get("artefact"):
-                archive = f"{name}.tar.gz"
-                added += [
-                    steps.FileDownload(
-                        name=step_name(f"download_{name}"),
-                        mastersrc=str(Path(self.master.basedir) / member["artefact"]),
-                        workerdest=archive,
-                        haltOnFailure=True,
-                    ),
-                    steps.StringDownload(
-                        f"{member['artefact_sha256']}  {archive}\n",
-                        workerdest=f"{archive}.sha256",
-                        name=step_name(f"expected_hash_{name}"),
-                    ),
-                    steps.ShellCommand(
-                        name=step_name(f"check_hash_{name}"),
-                        command=["sha256sum", "--check", "--strict", "--", f"{archive}.sha256"],
-                        haltOnFailure=True,
-                    ),
-                    steps.ShellCommand(
-                        name=step_name(f"unpack_{name}"),
-                        command=["mkdir", "-p", "--", name],
-                        haltOnFailure=True,
-                    ),
-                    steps.ShellCommand(
-                        name=step_name(f"extract_{name}"),
-                        command=["tar", "-xzf", archive, "-C", name],
-                        haltOnFailure=True,
-                    ),
-                ]
+            if member["artefact"]:
+                # the upload folder as packaging named it: relative ones are the master's
+                folder = os.path.expanduser(posixpath.dirname(member["artefact"]))
+                root = os.path.join(self.master.basedir, folder)
+                added += member_archive_steps(root, member)
             else:
-                pins = member["revisions"]
-                for pin in pins:
-                    # one codebase: the member's folder; several: one folder each inside it
-                    folder = name if len(pins) == 1 else f"{name}/{pin['codebase']}"
-                    added.append(
-                        steps.ShellCommand(
-                            name=step_name(f"clone_{name}_{len(added)}"),
-                            command=[
-                                "git",
-                                "clone",
-                                "-q",
-                                "--",
-                                pin["repository"],
-                                folder,
-                            ],
-                            haltOnFailure=True,
-                        )
-                    )
-                    added.append(
-                        steps.ShellCommand(
-                            name=step_name(f"checkout_{name}_{len(added)}"),
-                            command=["git", "checkout", "-q", "--detach", pin["revision"], "--"],
-                            workdir=f"build/{folder}",
-                            haltOnFailure=True,
-                        )
-                    )
+                added += member_checkout_steps(member)
         yield self.build.addStepsAfterCurrentStep(added)
-        self.summary = f"installing stack {data.get('number')}: {len(data[MEMBERS_KEY])} member(s)"
+        self.summary = f"installing stack {number}: {len(stack.members)} member(s)"
         return SUCCESS

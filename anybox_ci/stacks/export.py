@@ -1,8 +1,8 @@
 """Read-only views of stacks, shared by ``anybox-ci stack``, the REST resource and the page.
 
 ``export`` gives what deployment tools need: the pinned revisions in buildout form (a
-``[versions]`` section of release versions and a ``[sources]`` section of exact revisions,
-mr.developer style) and as JSON.
+``[versions]`` section of release versions, a ``[sources]`` section of exact revisions,
+mr.developer style, and the release archives with their SHA-256) and as JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import MEMBERS_KEY, Member, Stack
+
+#: the section of a buildout export listing the members' release archives
+ARTEFACTS_SECTION = "anybox-ci-artefacts"
 
 
 def when(epoch: float) -> str:
@@ -134,7 +137,8 @@ def diff_lines(before: Stack, after: Stack) -> list[str]:
 
 
 def buildout_export(stack: Stack) -> str:
-    """The stack as buildout configuration: release versions and exact revisions."""
+    """The stack as buildout configuration: release versions and exact revisions, and the
+    release archives (their path on the master and SHA-256) of the members that have one."""
     out = [
         f"# stack {stack.domain} {stack.number}, frozen by {stack.frozen_by} "
         f"at {when(stack.frozen_at)}",
@@ -146,4 +150,9 @@ def buildout_export(stack: Stack) -> str:
         for p in m.pins:
             branch = f" branch={p.branch}" if p.branch else ""
             out.append(f"{p.codebase} = {p.vcs} {p.repository}{branch} rev={p.revision}")
+    archives = [m for m in stack.members if m.artefact]
+    if archives:
+        # not read by buildout: what a deployment checks before it installs an archive
+        out += ["", f"[{ARTEFACTS_SECTION}]"]
+        out += [f"{m.buildout} = {m.artefact} sha256={m.artefact_sha256}" for m in archives]
     return "\n".join(out) + "\n"

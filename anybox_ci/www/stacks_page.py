@@ -155,6 +155,7 @@ class StacksPage(MatrixPage):
                         {
                             "id": c.id,
                             "release_version": c.release_version,
+                            "artefact": c.artefact,
                             "artefact_sha256": c.artefact_sha256,
                             "build_url": c.build_url,
                             "recorded_at": when(c.recorded_at),
