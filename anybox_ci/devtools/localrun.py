@@ -120,8 +120,8 @@ class LocalRun:
                     self.say("stopping the worker, the master and PostgreSQL")
                 stack.close()
 
-    def _start(self, stack: ExitStack) -> Master:
-        env = {**tool_env(), **self.env}
+    def _start_clusters(self, stack: ExitStack) -> None:
+        """Start a throwaway cluster per wanted major, stopped with ``stack``."""
         self.root.mkdir(parents=True, exist_ok=True)
         for major in self.majors:
             install = ensure_binaries(major, progress=self.say)
@@ -132,6 +132,10 @@ class LocalRun:
             self.clusters.append(cluster)
         for cluster in self.clusters:  # the caller's running ones too
             ensure_role(cluster, BUILD_ROLE)
+
+    def _start(self, stack: ExitStack) -> Master:
+        env = {**tool_env(), **self.env}
+        self._start_clusters(stack)
         offers = [offer_line(c, BUILD_ROLE) for c in self.clusters] + list(self.capabilities)
         password = secrets.token_urlsafe(16)
         master = self.master = Master(self.root / "master", env=env)

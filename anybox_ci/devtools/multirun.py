@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from ..resources import master_cfg_sample
 from .crossbar import Router
 from .localmaster import Master, WorkerProcess, offer_line, tool_env
-from .localrun import BUILD_ROLE, HOOK_USERS, LocalRun, ensure_role, master_cfg_override
-from .pgcluster import Cluster, ensure_binaries
+from .localrun import BUILD_ROLE, HOOK_USERS, LocalRun, master_cfg_override
 
 MASTERS_DB = "anybox_ci_masters"
 
@@ -44,18 +43,9 @@ class MultiMasterRun(LocalRun):
 
     def _start(self, stack: ExitStack) -> Master:
         env = {**tool_env(), **self.env}
-        self.root.mkdir(parents=True, exist_ok=True)
-        for major in self.majors:
-            install = ensure_binaries(major, progress=self.say)
-            cluster = Cluster(install, self.root / f"pg{major}")
-            self.say(f"starting PostgreSQL {install.version}")
-            stack.callback(cluster.stop)
-            cluster.start()
-            self.clusters.append(cluster)
+        self._start_clusters(stack)
         if not self.clusters:
             raise RuntimeError("--masters needs a PostgreSQL cluster for the masters' database")
-        for cluster in self.clusters:
-            ensure_role(cluster, BUILD_ROLE)
         db = self.clusters[0]
         db.psql(f"DROP DATABASE IF EXISTS {MASTERS_DB}")
         db.psql(f"CREATE DATABASE {MASTERS_DB}")
