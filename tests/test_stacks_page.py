@@ -132,7 +132,8 @@ def test_page_shows_the_newest_stacks_their_channel_and_what_changed(store: Stac
     erp = page.split("<h2>erp</h2>")[1].split("<h2>")[0]
     assert "channels: stable: 1, testing: 3" in erp
     assert rows(erp) == [
-        ("3", "testing", "bob", f"~ core 1.0.0 -&gt; 1.0.1<br>    core: {A[:12]} -&gt; {B[:12]}"),
+        ("3", "testing", "bob", f"~ core 1.0.0 -&gt; 1.0.1<br>    core: {A[:12]} -&gt; {B[:12]}"
+         f"<br>    artefact: (none) -&gt; {CORE_SHA[:12]}"),
         ("2", "-", re.sub("'", "&#x27;", EVIL_AUTHOR.replace("<", "&lt;").replace(">", "&gt;")),
          "~ web 2.0.0 -&gt; 2.0.1&lt;img src=x onerror=alert(1)&gt;<br>"
          f"    web: {A[:12]} -&gt; &lt;b&gt;{'d' * 9}"),
