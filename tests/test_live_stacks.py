@@ -225,6 +225,7 @@ def test_stacks_from_unstable_to_stable_and_a_red_acceptance(
     shown = scenario.stack_cli("show", "1", capsys=capsys)
     assert f"    artefact: {ARCHIVE} sha256={sha}" in shown
 
+    released_at = on_master.stat().st_mtime_ns
     # a change to web reaches unstable; acceptance of stack 2 fails on one install target
     (scenario.web / "release.txt").write_text("web 2\n")
     (scenario.web / "check_install.py").write_text(CHECK_V2)
@@ -240,8 +241,17 @@ def test_stacks_from_unstable_to_stable_and_a_red_acceptance(
         name: scenario.installs(name)[-1]["results"] for name in ("target-debian", "target-ubuntu")
     }
     assert installs == {"target-debian": 0, "target-ubuntu": 2}
-    # core's archive, uploaded again by its acceptance build, still has the recorded hash
+    # core's acceptance build tested it without releasing it: the recorded archive is untouched
     assert hashlib.sha256(on_master.read_bytes()).hexdigest() == sha
+    assert on_master.stat().st_mtime_ns == released_at
+    core_2 = [
+        b
+        for b in scenario.master.builds("core")
+        if b["properties"].get("anybox_ci_stack", [None])[0] == 2
+    ]
+    assert core_2
+    skipped = {s["name"]: s["results"] for s in scenario.master.steps(core_2[-1]["buildid"])}
+    assert skipped["upload_package"] == 3 and skipped["archive_sha256"] == 3, skipped
     # the member builds of stack 2 ran at its pinned revisions
     web_builds = scenario.master.builds("web")
     pinned = [b for b in web_builds if b["properties"].get("anybox_ci_stack", [None])[0] == 2]

@@ -49,6 +49,8 @@ PGPASS_FILE = ".anybox-ci-pgpass"
 BUILDOUT_CACHE_LOCK = util.WorkerLock("anybox-ci buildout caches")
 
 WORKER_CAPS_PROP = "anybox_capabilities"
+#: the stack number of a build that a domain's acceptance run started (see ``steps_stacks``)
+STACK_PROP = "anybox_ci_stack"
 CELL_VERSIONS_PROP = "anybox_cell_versions"
 CELL_REQUIRES_PROP = "anybox_cell_requires"
 

@@ -32,8 +32,8 @@ from ..core import stepset_catalogue as catalogue
 from ..core.kinds import Argv
 from ..core.model import Buildout
 from ..core.vcs import codebase_name
-from .buildsteps import BUILDOUT_CACHE_LOCK
-from .steps_release import release_trigger
+from .buildsteps import BUILDOUT_CACHE_LOCK, STACK_PROP
+from .steps_release import hidden_when_skipped, release_trigger
 from .stepset_registry import StepContext, StepSet
 
 #: where nose writes its HTML coverage report when ``nose.upload-path`` is set
@@ -392,6 +392,10 @@ def packaging(ctx: StepContext) -> list[BuildStep]:
             else None
         )
         dest = util.Interpolate(_literal(upload_dir) + "/%(kw:a)s", a=archive)
+        # a stack's acceptance rebuilds a member to test it, not to release it: the archive
+        # the stack recorded (and its hash) stays the one on the master, and without a new
+        # hash the trigger is skipped too
+        released = {"doStepIf": _not_acceptance, "hideStepIf": hidden_when_skipped}
         result += [
             ConfinedFileUpload(
                 root=upload_dir,
@@ -401,11 +405,16 @@ def packaging(ctx: StepContext) -> list[BuildStep]:
                 url=url,
                 workdir=".",
                 haltOnFailure=True,
+                **released,
             ),
-            ArchiveChecksum(upload_dir, dest, url),
+            ArchiveChecksum(upload_dir, dest, url, **released),
             release_trigger(ctx.buildout.name),
         ]
     return result
+
+
+def _not_acceptance(step: BuildStep) -> bool:
+    return step.build.getProperty(STACK_PROP) is None
 
 
 STEP_SETS: tuple[tuple[catalogue.StepSetSpec, StepSet], ...] = (

@@ -338,7 +338,8 @@ class _SchedulerExists:
         return self.name in known and bool(step.getProperty("archive_sha256"))
 
 
-def _skipped(results: Any, step: Any) -> bool:
+def hidden_when_skipped(results: Any, step: Any) -> bool:
+    """``hideStepIf``: a step that had nothing to do stays out of the way."""
     return bool(results == SKIPPED)
 
 
@@ -358,7 +359,7 @@ def release_trigger(source: str) -> BuildStep:
             "release_version": util.Property("release_version", default=""),
         },
         doStepIf=_SchedulerExists(name),
-        hideStepIf=_skipped,
+        hideStepIf=hidden_when_skipped,
     )
 
 
@@ -433,7 +434,7 @@ def release_fetch_steps(buildout: Buildout, root: str, dest: str, guard: Any) ->
             workerdest=RELEASE_FILE,
             workdir=".",
             doStepIf=lambda step: bool(archive_name(step.getProperty("archive_name"))),
-            hideStepIf=_skipped,
+            hideStepIf=hidden_when_skipped,
             haltOnFailure=True,
         ),
         UtilStep(

@@ -40,12 +40,11 @@ from ..core.vcs import check_revision
 from ..stacks.export import stack_dict
 from ..stacks.model import BUILDOUT_KEY, MEMBERS_KEY, STABLE, Pin
 from ..stacks.store import StackError, StackStore, db_url_of, store_for
-from .buildsteps import UtilStep
+from .buildsteps import STACK_PROP, UtilStep
 from .steps_release import SHA256_RE, ReleaseDownload, archive_name
 from .stepset_registry import util_argv
 
 #: properties of the builds an acceptance run triggers (and of the acceptance build)
-STACK_PROP = "anybox_ci_stack"
 STACK_DOMAIN_PROP = "anybox_ci_stack_domain"
 STACK_JSON_PROP = "anybox_ci_stack_json"
 #: the force-form fields of the promote builder
