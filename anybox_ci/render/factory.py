@@ -325,7 +325,7 @@ def make_factory(
     argv: Any = _buildout_argv(buildout, config_file)
     ctx = StepContext(buildout, env, workdir, config_file, tuple(argv))
 
-    factory.addStep(_send_utils(str(utils_bundle)))
+    factory.addStep(send_utils(str(utils_bundle)))
     for step in fetch:
         factory.addStep(step)
     factory.addSteps(version_steps(ctx))
@@ -401,7 +401,8 @@ def make_factory(
 
 
 @lru_cache(maxsize=64)
-def _send_utils(bundle: str) -> BuildStep:
+def send_utils(bundle: str) -> BuildStep:
+    """The step that ships the ``build_utils`` bundle to the build's folder."""
     return steps.FileDownload(
         name="send_build_utils",
         mastersrc=bundle,

@@ -30,6 +30,7 @@ from ..core.plan import Cell
 from ..core.vcs import codebase_name
 from ..stacks.model import CHANNELS, STABLE
 from .changes import codebases
+from .factory import send_utils
 from .steps_generic import package_folder
 from .steps_stacks import (
     PROMOTE_CHANNEL_FIELD,
@@ -206,16 +207,7 @@ def _install_factory(domain: Domain, bundle: str) -> Any:
     # each install starts from an empty folder: nothing left from the previous stack
     factory.addStep(steps.RemoveDirectory(dir="build", name="clean", haltOnFailure=True))
     # build_utils: fetch.py checks each archive's hash, functional.py runs the service
-    factory.addStep(
-        steps.FileDownload(
-            name="send_build_utils",
-            mastersrc=bundle,
-            workerdest=BUNDLE_NAME,
-            workdir=".",
-            mode=0o644,
-            haltOnFailure=True,
-        )
-    )
+    factory.addStep(send_utils(bundle))
     factory.addStep(InstallStack(domain.name))
     server = domain.get(schema.INSTALL_TEST_SERVER_COMMAND)
     given = domain.get(schema.INSTALL_TEST_COMMAND)
