@@ -74,6 +74,11 @@ class AnyboxConfigurator(ConfiguratorBase):
         :mod:`anybox_ci.render.multimaster` and docs/production.md.
     :param log_horizon_days: delete build logs older than this many days, every night at
         03:00, with Buildbot's ``JanitorConfigurator``; None (default) keeps them.
+    :param virtual_builders: one real builder per buildout and one Buildbot virtual builder
+        per cell, for masters with thousands of cells: they start and reconfigure faster,
+        and each cell keeps its own row and history in the web UI (once it has built).
+        The cells of one buildout then run one at a time on a worker. A buildout with
+        ``commit-status`` keeps a builder per cell. See :mod:`anybox_ci.render.cells`.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         broken_sections: str = "auto",
         role: str = "all",
         log_horizon_days: int | None = None,
+        virtual_builders: bool = False,
     ):
         if change_source not in ("auto", "poll", "hook"):
             raise ValueError(
@@ -104,6 +110,7 @@ class AnyboxConfigurator(ConfiguratorBase):
         self.broken_sections = broken_sections
         self.role = role
         self.log_horizon_days = log_horizon_days
+        self.virtual_builders = virtual_builders
         self.basedir = Path(basedir).resolve()
         self.manifests = list(manifests) if manifests is not None else None
         self.workers = list(workers) if workers is not None else None
@@ -140,6 +147,7 @@ class AnyboxConfigurator(ConfiguratorBase):
             self.hook_mode,
             self.poll_interval,
             self.url_rewrites,
+            self.virtual_builders,
         )
 
     # -------------------------------------------------------------- Buildbot part
@@ -232,7 +240,7 @@ class AnyboxConfigurator(ConfiguratorBase):
                 config_dict.setdefault(key, []).extend(values)
 
     def master_problem(self) -> str | None:
-        """A one-line reason when the role or the log horizon is not valid."""
+        """A one-line reason when the role, the log horizon or virtual_builders is not valid."""
         from .render.multimaster import role_problem
 
         problem = role_problem(self.role)
@@ -241,6 +249,8 @@ class AnyboxConfigurator(ConfiguratorBase):
         days = self.log_horizon_days
         if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
             return f"log_horizon_days must be a whole number of days, at least 1, not {days!r}"
+        if not isinstance(self.virtual_builders, bool):
+            return f"virtual_builders must be True or False, not {self.virtual_builders!r}"
         return None
 
     def _for_role(self, config_dict: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from ..core.vcs import (
     codebase_name,
     redact_url,
 )
+from .cells import CELLS_PROP, AnyBranchScheduler, FanoutMixin, Nightly
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def buildout_schedulers(buildout: Buildout, builder_names: list[str]) -> list[An
             )
         )
         result.append(
-            schedulers.AnyBranchScheduler(
+            AnyBranchScheduler(
                 name=f"changes:{buildout.name}",
                 builderNames=builder_names,
                 change_filter=change_filter,
@@ -95,7 +96,7 @@ def buildout_schedulers(buildout: Buildout, builder_names: list[str]) -> list[An
         )
     for hour, minute in buildout.get(schema.NIGHTLY):
         result.append(
-            schedulers.Nightly(
+            Nightly(
                 name=f"nightly:{buildout.name}:{hour:02d}{minute:02d}",
                 builderNames=builder_names,
                 hour=hour,
@@ -182,8 +183,9 @@ def _tag_parameter() -> Any:
     )
 
 
-class BuildoutForceScheduler(schedulers.ForceScheduler):
-    """A ForceScheduler that forces its own builders only.
+class BuildoutForceScheduler(FanoutMixin, schedulers.ForceScheduler):
+    """A ForceScheduler that forces its own builders only (and each virtual cell in a
+    buildset of its own: ``render.cells``).
 
     Buildbot's takes any ``builderid`` it is given (a form of one buildout would start
     another buildout's builder with the wrong sources); this one refuses it."""
@@ -210,16 +212,33 @@ def force_scheduler(
     watches: Sequence[Watch],
     name: str = "force",
     label: str | None = None,
+    cells: Sequence[str] = (),
 ) -> Any:
     """One ForceScheduler over ``builder_names``, with each watched line's branch and
-    revision (a forced branch ``--upload-pack=CMD`` is refused, never handed to git)."""
+    revision (a forced branch ``--upload-pack=CMD`` is refused, never handed to git).
+
+    ``cells``: the virtual cells of ``builder_names``, offered as a choice (all by default)."""
+    properties = [_tag_parameter()]
+    if cells:
+        properties.append(
+            util.ChoiceStringParameter(
+                name=CELLS_PROP,
+                label="Cells",
+                choices=list(cells),
+                default=list(cells),
+                multiple=True,
+                strict=True,
+                required=True,
+                debug=False,  # a refused choice is the form's answer, not a traceback
+            )
+        )
     return BuildoutForceScheduler(
         name=name,
         label=label,
         buttonName="force",
         builderNames=builder_names,
         codebases=_codebase_params(watches),
-        properties=[_tag_parameter()],
+        properties=properties,
     )
 
 
@@ -252,6 +271,14 @@ class MatchingForceScheduler(BuildoutForceScheduler):
         self.sources = dict(sources or {})
         self.buildout_of = {t.name: t.buildout for t in self.targets}
         yield super().reconfigService(builderNames=builderNames, **kwargs)
+
+    @defer.inlineCallbacks
+    def computeBuilderNames(self, builderNames: Any = None, builderid: Any = None) -> Any:
+        # the selected cells, which are builders unless they are virtual (render.cells)
+        if builderNames is not None:
+            return [n for n in builderNames if n in self.buildout_of]
+        names = yield super().computeBuilderNames(builderNames, builderid)
+        return names
 
     def selection(self, value: Any) -> dict[str, list[str]]:
         """The selected builders per buildout; raises ValidationError on a bad value."""
@@ -313,29 +340,36 @@ def force_schedulers(
     buildouts: Iterable[Buildout],
     cells: Iterable[Cell],
     registry: CapabilityRegistry,
+    scheduled: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Any]:
     """One force form per buildout over its cells, with its own watched repositories only,
-    and the admins' :class:`MatchingForceScheduler` over every cell."""
+    and the admins' :class:`MatchingForceScheduler` over every cell.
+
+    ``scheduled``: each buildout's builders, when they are not its cells (virtual cells)."""
     by_buildout: dict[str, list[Cell]] = {}
     for cell in cells:
         by_buildout.setdefault(cell.buildout, []).append(cell)
     result: list[Any] = []
     targets: list[Target] = []
+    real: list[str] = []
     sources: dict[str, dict[str, dict[str, str]]] = {}
     for buildout in buildouts:
         own = by_buildout.get(buildout.name)
         if not own:
             continue
         names = [c.name for c in own]
+        builders = list((scheduled or {}).get(buildout.name) or names)
         watches = buildout.all_watches
         result.append(
             force_scheduler(
-                names,
+                builders,
                 watches,
                 name=force_scheduler_name(buildout.name),
                 label=f"Force {buildout.name}",
+                cells=() if builders == names else names,
             )
         )
+        real += builders
         categories = buildout.get(schema.BUILD_CATEGORY)
         targets += [
             Target(c.name, buildout.name, cell_tags(categories, c.versions, registry), c.versions)
@@ -348,13 +382,14 @@ def force_schedulers(
                 name=FORCE_MATCHING_SCHEDULER,
                 label="Force everything matching (admins)",
                 buttonName="force matching",
-                builderNames=[t.name for t in targets],
+                builderNames=real,
                 codebases=[_no_sources()],
                 properties=[
                     util.StringParameter(
                         name="match",
                         label="Tag (pg15), capability filter (postgresql >= 15) or *",
                         required=True,
+                        debug=False,  # a refused choice is the form's answer, not a traceback
                         size=40,
                     )
                 ],

@@ -34,6 +34,7 @@ from .buildsteps import (
     PgPassFile,
     UtilStep,
 )
+from .cells import CELL_PROP
 from .steps_db import cleanup_steps
 from .steps_generic import package_folder
 from .steps_release import OfflineEnv, release_fetch_steps, version_steps
@@ -419,7 +420,11 @@ def _property_steps(env: CellEnv) -> list[BuildStep]:
         steps.SetProperty(
             name="testing_db",
             property="testing_db",
-            value=util.Interpolate("%(prop:db_prefix:-anybox)s-%(prop:buildername)s"),
+            # the cell's name: its virtual builder's when it has one (render.cells)
+            value=util.Interpolate(
+                "%(prop:db_prefix:-anybox)s-%(kw:cell)s",
+                cell=util.Property(CELL_PROP, default=util.Property("buildername")),
+            ),
             hideStepIf=True,
         ),
         steps.SetProperties(

@@ -35,6 +35,7 @@ from .buildsteps import (
     priority_next_worker,
     uses_pgpass,
 )
+from .cells import CellTable, CellWorkers, VirtualCell, real_builder_name, virtual_cell
 from .changes import CodebaseGenerator, buildout_schedulers, force_schedulers, pollers
 from .factory import make_factory
 from .memo import RenderMemo, Same, file_signature, input_key, memo_for
@@ -64,6 +65,8 @@ class Site:
     hook_mode: bool
     poll_interval: int
     url_rewrites: Path
+    #: one real builder per buildout and a virtual builder per cell (``render.cells``)
+    virtual_builders: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,9 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     problems: list[Diagnostic] = list(rewrite_problems.items)
 
     builders, scheds, projects, services = [], [], [], []
+    #: per buildout, the builders its schedulers name: its cells, or its real builder
+    scheduled: dict[str, list[str]] = {}
+    virtual: dict[str, list[VirtualCell]] = {}
     polled: dict[Watch, None] = {}  # ordered, each once
     by_name = {b.name: b for b in config.buildouts}
     for buildout in config.buildouts:
@@ -142,23 +148,42 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
         projects.append(
             util.Project(name=buildout.name, description=buildout.get(schema.DESCRIPTION) or None)
         )
-        builders += [
-            memo.reuse(
-                "builder",
-                cell.name,
-                (cell, Same(factory), next_worker, site.registry),
-                _builder,
-                site.registry,
-                buildout,
-                cell,
-                factory,
-                next_worker,
-            )
-            for cell in cells
-        ]
-        names = [c.name for c in cells]
-        scheds += buildout_schedulers(buildout, names)
         commit_status = buildout.get(schema.COMMIT_STATUS)
+        # forge statuses follow each cell's own build requests: those keep real builders
+        if site.virtual_builders and not commit_status:
+            real = real_builder_name(buildout.name)
+            builders.append(
+                memo.reuse(
+                    "builder",
+                    real,
+                    (tuple(cells), Same(factory), next_worker, site.registry),
+                    _real_builder,
+                    buildout,
+                    cells,
+                    factory,
+                    next_worker,
+                )
+            )
+            virtual[real] = [_virtual_cell(site.registry, buildout, c) for c in cells]
+            names = [real]
+        else:
+            builders += [
+                memo.reuse(
+                    "builder",
+                    cell.name,
+                    (cell, Same(factory), next_worker, site.registry),
+                    _builder,
+                    site.registry,
+                    buildout,
+                    cell,
+                    factory,
+                    next_worker,
+                )
+                for cell in cells
+            ]
+            names = [c.name for c in cells]
+        scheduled[buildout.name] = names
+        scheds += buildout_schedulers(buildout, names)
         if commit_status:
             forge, api_url, secret = commit_status
             services += status_reporters(
@@ -185,10 +210,12 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
         all_watches = loaded.watches
         made = {p.name for p in projects}
         scheds += force_schedulers(
-            [b for b in config.buildouts if b.name in made], matrix.cells, site.registry
+            [b for b in config.buildouts if b.name in made], matrix.cells, site.registry, scheduled
         )
         generated["codebaseGenerator"] = CodebaseGenerator(all_watches)
-    stack_objects(loaded, by_buildout, str(bundle)).add_to(generated)  # [domain:NAME]
+    if virtual:
+        generated["services"].append(CellTable(cells=virtual))
+    stack_objects(loaded, by_buildout, scheduled, str(bundle)).add_to(generated)  # [domain:NAME]
     if not dry_run:
         if memo.hits:  # a reconfig: say how much of the previous configuration it kept
             log.msg(f"anybox-ci: {memo.summary('factory', 'builder')} from the last configuration")
@@ -196,22 +223,54 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     return generated
 
 
-def _builder(
-    registry: CapabilityRegistry, buildout: Buildout, cell: Cell, factory: Any, next_worker: Any
-) -> Any:
+def _cell_properties(buildout: Buildout, cell: Cell) -> dict[str, Any]:
     props = dict(cell.properties)
     props[CELL_VERSIONS_PROP] = [[cap, str(v)] for cap, v in cell.versions]
     props[CELL_REQUIRES_PROP] = [[r.capability, str(r.filter)] for r in buildout.build_requires]
+    return props
+
+
+def _builder(
+    registry: CapabilityRegistry, buildout: Buildout, cell: Cell, factory: Any, next_worker: Any
+) -> Any:
     tags = cell_tags(buildout.get(schema.BUILD_CATEGORY), cell.versions, registry)
     return util.BuilderConfig(
         name=cell.name,
         workernames=list(cell.workers),
         factory=factory,
-        properties=props,
+        properties=_cell_properties(buildout, cell),
         tags=list(tags) or None,
         project=buildout.name,
         nextWorker=next_worker,
         description=buildout.get(schema.DESCRIPTION) or None,
+    )
+
+
+def _real_builder(buildout: Buildout, cells: list[Cell], factory: Any, next_worker: Any) -> Any:
+    """The one real builder of a buildout's virtual cells: every cell's workers, each
+    build on its own cell's (``CellWorkers``)."""
+    workers = dict.fromkeys(w for c in cells for w in c.workers)
+    return util.BuilderConfig(
+        name=real_builder_name(buildout.name),
+        workernames=list(workers),
+        factory=factory,
+        tags=["cells"],
+        project=buildout.name,
+        nextWorker=next_worker,
+        canStartBuild=CellWorkers(),
+        description=f"the cells of {buildout.name}: each build shows as its cell",
+    )
+
+
+def _virtual_cell(registry: CapabilityRegistry, buildout: Buildout, cell: Cell) -> VirtualCell:
+    tags = cell_tags(buildout.get(schema.BUILD_CATEGORY), cell.versions, registry)
+    return virtual_cell(
+        cell.name,
+        buildout.name,
+        _cell_properties(buildout, cell),
+        cell.workers,
+        list(tags),
+        buildout.get(schema.DESCRIPTION) or None,
     )
 
 

@@ -29,6 +29,7 @@ from ..core.model import Buildout, Domain
 from ..core.plan import Cell
 from ..core.vcs import codebase_name
 from ..stacks.model import CHANNELS, STABLE
+from .cells import Triggerable
 from .changes import codebases
 from .factory import send_utils
 from .steps_generic import package_folder
@@ -91,9 +92,14 @@ def _recorded(buildout: Buildout, builders: Sequence[str]) -> dict[str, Any]:
 
 
 def stack_objects(
-    loaded: Loaded, by_buildout: Mapping[str, Sequence[Cell]], bundle: str = BUNDLE_NAME
+    loaded: Loaded,
+    by_buildout: Mapping[str, Sequence[Cell]],
+    scheduled: Mapping[str, Sequence[str]] | None = None,
+    bundle: str = BUNDLE_NAME,
 ) -> StackObjects:
-    """Builders, schedulers and the recorder service of every domain."""
+    """Builders, schedulers and the recorder service of every domain.
+
+    ``scheduled``: each buildout's builders, when they are not its cells (virtual cells)."""
     out = StackObjects()
     buildouts = {b.name: b for b in loaded.config.buildouts}
     recorded: dict[str, Any] = {}
@@ -111,9 +117,11 @@ def stack_objects(
             for member in members:
                 name = member_scheduler(domain, member)
                 out.schedulers.append(
-                    schedulers.Triggerable(
+                    Triggerable(
                         name=name,
-                        builderNames=[c.name for c in by_buildout[member]],
+                        builderNames=list(
+                            (scheduled or {}).get(member) or [c.name for c in by_buildout[member]]
+                        ),
                         codebases=codebases(buildouts[member].all_watches),
                     )
                 )

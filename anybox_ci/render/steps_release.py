@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from buildbot.interfaces import IRenderable
-from buildbot.plugins import schedulers, steps, util
+from buildbot.plugins import steps, util
 from buildbot.process import logobserver
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import FAILURE, SKIPPED, SUCCESS
@@ -32,6 +32,7 @@ from ..core import schema
 from ..core import stepset_catalogue as catalogue
 from ..core.model import Buildout
 from .buildsteps import BUILDOUT_CACHE_LOCK, WORKER_SECRET_ENV, UtilStep
+from .cells import CellTrigger, Triggerable
 from .stepset_registry import TESTING_DB, EnvWith, StepContext, StepSet, util_argv
 
 #: the buildout types whose checkout has a history to count commits in
@@ -347,7 +348,7 @@ def release_trigger(source: str) -> BuildStep:
     """Last step of ``packaging``: start the cells of every ``archive.from = source``
     buildout with the archive's name and SHA-256 (skipped when none exists)."""
     name = release_scheduler(source)
-    return steps.Trigger(
+    return CellTrigger(
         name="trigger_archive_tests",
         schedulerNames=[name],
         waitForFinish=False,
@@ -374,7 +375,7 @@ def release_schedulers(buildouts: Sequence[Buildout], builders: Sequence[Any]) -
         if source and cells.get(buildout.name):
             fed.setdefault(source, []).extend(cells[buildout.name])
     return [
-        schedulers.Triggerable(name=release_scheduler(source), builderNames=sorted(names))
+        Triggerable(name=release_scheduler(source), builderNames=sorted(names))
         for source, names in sorted(fed.items())
     ]
 

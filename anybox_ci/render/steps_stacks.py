@@ -41,6 +41,7 @@ from ..stacks.export import stack_dict
 from ..stacks.model import BUILDOUT_KEY, MEMBERS_KEY, STABLE, Pin
 from ..stacks.store import StackError, StackStore, db_url_of, store_for
 from .buildsteps import STACK_PROP, UtilStep
+from .cells import CellTrigger
 from .steps_release import SHA256_RE, ReleaseDownload, archive_name
 from .stepset_registry import util_argv
 
@@ -288,7 +289,7 @@ class StackStamps:
 
 def stack_trigger(name: str, scheduler: str, domain: str, members: Sequence[str] | None) -> Any:
     """A Trigger starting ``scheduler``'s builders on the stack's pinned revisions."""
-    return steps.Trigger(
+    return CellTrigger(
         name=name,
         schedulerNames=[scheduler],
         sourceStamps=StackStamps(members),
