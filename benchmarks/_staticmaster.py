@@ -38,7 +38,7 @@ from buildbot.schedulers.forcesched import BaseParameter, CodebaseParameter
 
 #: master.cfg.sample's line that installs the configurator (its arguments may vary)
 CONFIGURATOR_LINE = re.compile(
-    r"^c\['configurators'\] = \[AnyboxConfigurator\(basedir.*\)\]$", re.M
+    r"^c\['configurators'\] = \[AnyboxConfigurator\((?:basedir.*|\n(?:    .*\n)*)\)\]$", re.M
 )
 #: config_dict keys holding lists of generated objects, in the configurator's order
 LIST_KEYS = ("workers", "builders", "projects", "schedulers", "change_source", "services")

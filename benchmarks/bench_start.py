@@ -131,10 +131,12 @@ class Side:
     pristine_db: Path = field(init=False)
     www_port: int = field(default_factory=_free_port)
     pb_port: int = field(default_factory=_free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return dict(
             os.environ,
+            **self.extra_env,
             PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
             ANYBOX_CI_WWW_PORT=f"tcp:{self.www_port}:interface=127.0.0.1",
             ANYBOX_CI_PB_PORT=f"tcp:{self.pb_port}:interface=127.0.0.1",
@@ -323,7 +325,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
         f"{args.sections} sections, {cells} cells; static master.cfg {size:.0f} KiB: "
         "builds the same objects (verified)"
     )
-    static, ours = Side("static", static_dir), Side("anybox_ci", generated)
+    # master.cfg.sample turns on virtual_builders from this variable (render.cells)
+    virtual = {} if args.per_cell_builders else {"ANYBOX_CI_VIRTUAL_BUILDERS": "1"}
+    _print(
+        "anybox_ci: "
+        + ("a builder per cell" if args.per_cell_builders else "virtual_builders=True")
+        + "; static: a builder per cell"
+    )
+    static, ours = Side("static", static_dir), Side("anybox_ci", generated, extra_env=virtual)
     for side in (static, ours):
         side.create()
     manifest = generated / "buildouts" / "MANIFEST.cfg"
@@ -354,6 +363,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sections", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument(
+        "--per-cell-builders",
+        action="store_true",
+        help="anybox_ci without virtual_builders (a real builder per cell, as the static side)",
+    )
     return parser.parse_args(argv)
 
 

@@ -102,6 +102,7 @@ def test_a_single_master_does_not_follow_other_masters(tmp_path: Path) -> None:
             {"log_horizon_days": 0},
             "log_horizon_days must be a whole number of days, at least 1, not 0",
         ),
+        ({"virtual_builders": "yes"}, "virtual_builders must be True or False, not 'yes'"),
     ],
 )
 def test_bad_master_options_are_one_line_errors(
