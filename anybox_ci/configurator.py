@@ -232,6 +232,10 @@ class AnyboxConfigurator(ConfiguratorBase):
         self._add_matrix_page(config_dict, loaded)
         self._add_stacks(config_dict, loaded)
         self._add_change_hooks(config_dict, loaded)
+        if config_dict.get("prioritizeBuilders") is None:  # master.cfg's own wins
+            from .render.prioritize import PendingRequestsOrder
+
+            config_dict["prioritizeBuilders"] = PendingRequestsOrder()
         for key, values in generated.items():
             if key == "codebaseGenerator":
                 values.fallback = config_dict.get(key)  # the user's own, for other changes

@@ -37,6 +37,7 @@ import pytest
 from anybox_ci.cli.stack import main as stack_main
 from anybox_ci.core.selection import force_scheduler_name
 from anybox_ci.devtools.localmaster import Master, WorkerProcess, git, http_request
+from anybox_ci.render.cells import real_builder_name
 
 pytestmark = pytest.mark.live
 
@@ -82,6 +83,8 @@ class Scenario:
     master: Master
     core: Path
     web: Path
+    #: ``virtual_builders=True``: the members' cells are virtual builders (render.cells)
+    virtual: bool = False
 
     def page(self, path: str) -> Any:
         status, body = http_request(self.master.url + PAGE + path)
@@ -93,7 +96,9 @@ class Scenario:
         return found[0] if found else None
 
     def build(self, builder: str, scheduler: str = "") -> dict[str, Any]:
-        bsid = self.master.force(builder, scheduler=scheduler or force_scheduler_name(builder))
+        # a virtual cell is forced through its buildout's real builder
+        forced = real_builder_name(builder) if self.virtual and not scheduler else builder
+        bsid = self.master.force(forced, scheduler=scheduler or force_scheduler_name(builder))
         self.master.wait_buildsets([bsid], timeout=400)
         builds = self.master.get(f"buildsets/{bsid}")["buildsets"][0]
         assert builds["complete"]
@@ -138,8 +143,11 @@ class Scenario:
         return out.out
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+@pytest.fixture(scope="module", params=[False, True], ids=["cell-builders", "virtual-builders"])
+def scenario(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Scenario]:
+    virtual: bool = request.param
     root = tmp_path_factory.mktemp("stacks")
     core = _repo(root / "repos", "core", release=True)
     web = _repo(root / "repos", "web", CHECK_V1)
@@ -173,6 +181,8 @@ install-test.command = python3 web/check_install.py core web
         "build-only-if-requires = linux\n"
     )
     master = Master(root / "master")
+    if virtual:
+        master.env["ANYBOX_CI_VIRTUAL_BUILDERS"] = "1"
     master.create(manifest, workers, secrets={f"worker-{k}": v for k, v in PASSWORDS.items()})
     processes = [
         WorkerProcess(root / name, name, password, master.pb_port)
@@ -183,7 +193,7 @@ install-test.command = python3 web/check_install.py core web
         for p in processes:
             p.start()
         master.wait(lambda: master.connected_workers() == set(PASSWORDS), 90, "workers")
-        yield Scenario(master, core, web)
+        yield Scenario(master, core, web, virtual)
     finally:
         for p in processes:
             p.stop()

@@ -32,6 +32,7 @@ OTHER_MEANINGS = {
     "render/factory.py": {"buildout", "python", "watch"},  # section, capability, script
     # Buildbot Worker arguments and the worker properties builds read
     "render/master.py": {"db_prefix", "priority", "max_builds", "notify_on_missing"},
+    "render/prioritize.py": {"priority"},  # a build request's priority
 }
 
 

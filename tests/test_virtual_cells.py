@@ -42,7 +42,8 @@ def test_one_real_builder_per_buildout_and_a_virtual_cell_per_cell(tmp_path: Pat
     assert sorted(builders) == [real_builder_name("erp"), real_builder_name("site")]
     erp = builders[real_builder_name("erp")]
     assert erp.workernames == ["ci1", "ci2"]
-    assert erp.project == "erp"
+    assert erp.project is None  # each cell's build names the project
+    assert [p.name for p in d["projects"]] == ["erp", "site"]
     assert isinstance(erp.canStartBuild, CellWorkers)
     assert not erp.properties  # a cell's properties travel with its build requests
     table = _table(d)
@@ -139,3 +140,19 @@ def test_every_generated_scheduler_fans_out() -> None:
         assert issubclass(cls, FanoutMixin)
     assert issubclass(changes.BuildoutForceScheduler, FanoutMixin)
     assert issubclass(changes.MatchingForceScheduler, FanoutMixin)
+
+
+def test_a_reconfig_lists_only_new_and_changed_projects(tmp_path: Path) -> None:
+    # Buildbot rewrites each listed project at every reconfig and never deletes one
+    root = make_master(tmp_path)
+    assert [p.name for p in _configured(root)["projects"]] == ["erp", "site"]
+    assert _configured(root)["projects"] == []
+    manifest = root / "buildouts" / "MANIFEST.cfg"
+    manifest.write_text(manifest.read_text().replace("The ERP", "The new ERP"))
+    [project] = _configured(root)["projects"]
+    assert (project.name, project.description) == ("erp", "The new ERP")
+    # and Buildbot accepts such a configuration: no builder names a project
+    config = MasterConfig.loadFromDict(
+        base_config(AnyboxConfigurator(root, virtual_builders=True)), "m.cfg"
+    )
+    assert config.projects == [] and len(config.builders) == 2

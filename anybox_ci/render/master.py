@@ -145,12 +145,17 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
             continue
         if not cells:
             continue
-        projects.append(
-            util.Project(name=buildout.name, description=buildout.get(schema.DESCRIPTION) or None)
-        )
+        description = buildout.get(schema.DESCRIPTION) or None
         commit_status = buildout.get(schema.COMMIT_STATUS)
         # forge statuses follow each cell's own build requests: those keep real builders
-        if site.virtual_builders and not commit_status:
+        is_virtual = site.virtual_builders and not commit_status
+        # Buildbot rewrites every project of c['projects'] at each reconfig, a commit each,
+        # and never deletes one. A builder's project must be listed; virtual cells name
+        # theirs in their builds, so a reconfig lists only their new and changed ones.
+        changed = memo.changed("project", buildout.name, description)
+        if changed or not is_virtual:
+            projects.append(util.Project(name=buildout.name, description=description))
+        if is_virtual:
             real = real_builder_name(buildout.name)
             builders.append(
                 memo.reuse(
@@ -197,7 +202,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
             polled.update(dict.fromkeys(section.watches))
     if problems:
         raise RenderError(problems)
-    scheds += release_schedulers(config.buildouts, builders)
+    scheds += release_schedulers(config.buildouts, scheduled)
     generated: dict[str, Any] = {
         "workers": [_worker(w) for w in config.workers],
         "builders": builders,
@@ -208,9 +213,11 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
     }
     if builders:
         all_watches = loaded.watches
-        made = {p.name for p in projects}
         scheds += force_schedulers(
-            [b for b in config.buildouts if b.name in made], matrix.cells, site.registry, scheduled
+            [b for b in config.buildouts if b.name in scheduled],
+            matrix.cells,
+            site.registry,
+            scheduled,
         )
         generated["codebaseGenerator"] = CodebaseGenerator(all_watches)
     if virtual:
@@ -255,7 +262,7 @@ def _real_builder(buildout: Buildout, cells: list[Cell], factory: Any, next_work
         workernames=list(workers),
         factory=factory,
         tags=["cells"],
-        project=buildout.name,
+        project=None,  # the project shows the cells, this builder builds nothing of its own
         nextWorker=next_worker,
         canStartBuild=CellWorkers(),
         description=f"the cells of {buildout.name}: each build shows as its cell",

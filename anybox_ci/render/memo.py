@@ -82,6 +82,12 @@ class RenderMemo:
         self._current[(kind, name)] = (key, obj)
         return obj
 
+    def changed(self, kind: str, name: str, key: Any) -> bool:
+        """Whether (``kind``, ``name``) is new or its ``key`` differs from last time."""
+        found = self._previous.get((kind, name))
+        self._current[(kind, name)] = (key, None)
+        return found is None or not _equal(found[0], key)
+
     def summary(self, *kinds: str) -> str:
         """``reused 998 of 1000 factory, ...``: what a reconfig kept, for the master's log."""
         parts = []

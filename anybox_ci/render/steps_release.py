@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from buildbot.interfaces import IRenderable
@@ -364,16 +364,16 @@ def release_trigger(source: str) -> BuildStep:
     )
 
 
-def release_schedulers(buildouts: Sequence[Buildout], builders: Sequence[Any]) -> list[Any]:
-    """One Triggerable per buildout named by some ``archive.from``, over their cells."""
-    cells: dict[str, list[str]] = {}
-    for builder in builders:
-        cells.setdefault(builder.project, []).append(builder.name)
+def release_schedulers(
+    buildouts: Sequence[Buildout], scheduled: Mapping[str, Sequence[str]]
+) -> list[Any]:
+    """One Triggerable per buildout named by some ``archive.from``, over the builders of the
+    buildouts it feeds (``scheduled``: each buildout's builders, cells or real builder)."""
     fed: dict[str, list[str]] = {}
     for buildout in buildouts:
         source = buildout.get(schema.ARCHIVE_FROM)
-        if source and cells.get(buildout.name):
-            fed.setdefault(source, []).extend(cells[buildout.name])
+        if source and scheduled.get(buildout.name):
+            fed.setdefault(source, []).extend(scheduled[buildout.name])
     return [
         Triggerable(name=release_scheduler(source), builderNames=sorted(names))
         for source, names in sorted(fed.items())
