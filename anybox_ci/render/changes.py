@@ -217,7 +217,8 @@ def force_scheduler(
     """One ForceScheduler over ``builder_names``, with each watched line's branch and
     revision (a forced branch ``--upload-pack=CMD`` is refused, never handed to git).
 
-    ``cells``: the virtual cells of ``builder_names``, offered as a choice (all by default)."""
+    ``cells``: the virtual cells of ``builder_names``, offered as a choice (all when none is
+    chosen)."""
     properties = [_tag_parameter()]
     if cells:
         properties.append(
@@ -228,7 +229,6 @@ def force_scheduler(
                 default=list(cells),
                 multiple=True,
                 strict=True,
-                required=True,
                 debug=False,  # a refused choice is the form's answer, not a traceback
             )
         )
