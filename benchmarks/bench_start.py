@@ -6,7 +6,11 @@ built for PostgreSQL 13 to 16 on 50 workers, that is 4 cells per buildout (4,000
 in hook mode (a ``change-hook-users`` file: no pollers hitting the network). The baseline
 is the same master with the configurator line replaced by the literal objects it
 generates (``_staticmaster.write_equivalent``, verified object by object before any
-timing), SQLite for both.
+timing), SQLite for both. The anybox_ci side runs with ``virtual_builders=True`` (one real
+builder per buildout, a virtual builder per cell: ``anybox_ci.render.cells``) unless
+``--per-cell-builders`` is given; the static side has a real builder per cell, as a
+hand-written master.cfg would. anybox_ci also sets ``c['prioritizeBuilders']``
+(``render.prioritize``); the static side keeps Buildbot's default sorter.
 
 For each of ``--runs`` rounds, both sides alternate (static first, then anybox_ci), each on
 a fresh copy of an empty database made by ``buildbot create-master``:
@@ -31,6 +35,7 @@ several runs, and the CPU ratios.
 Usage::
 
     .venv/bin/python benchmarks/bench_start.py [--sections 1000] [--runs 3] [--keep DIR]
+        [--per-cell-builders]
 
 A full run at 1,000 sections takes many minutes (a few per start); progress is printed.
 """
