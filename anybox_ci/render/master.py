@@ -169,7 +169,15 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
                     next_worker,
                 )
             )
-            virtual[real] = [_virtual_cell(site.registry, buildout, c) for c in cells]
+            virtual[real] = memo.reuse(
+                "cells",
+                buildout.name,
+                input_key({"buildout": buildout, "cells": tuple(cells), "registry": site.registry}),
+                _virtual_cells,
+                site.registry,
+                buildout,
+                cells,
+            )
             names = [real]
         else:
             builders += [
@@ -269,16 +277,21 @@ def _real_builder(buildout: Buildout, cells: list[Cell], factory: Any, next_work
     )
 
 
-def _virtual_cell(registry: CapabilityRegistry, buildout: Buildout, cell: Cell) -> VirtualCell:
-    tags = cell_tags(buildout.get(schema.BUILD_CATEGORY), cell.versions, registry)
-    return virtual_cell(
-        cell.name,
-        buildout.name,
-        _cell_properties(buildout, cell),
-        cell.workers,
-        list(tags),
-        buildout.get(schema.DESCRIPTION) or None,
-    )
+def _virtual_cells(
+    registry: CapabilityRegistry, buildout: Buildout, cells: list[Cell]
+) -> list[VirtualCell]:
+    description = buildout.get(schema.DESCRIPTION) or None
+    return [
+        virtual_cell(
+            cell.name,
+            buildout.name,
+            _cell_properties(buildout, cell),
+            cell.workers,
+            list(cell_tags(buildout.get(schema.BUILD_CATEGORY), cell.versions, registry)),
+            description,
+        )
+        for cell in cells
+    ]
 
 
 def _worker(worker: WorkerDef) -> Any:
