@@ -172,7 +172,7 @@ def render(loaded: Loaded, site: Site, dry_run: bool = False) -> dict[str, Any]:
             virtual[real] = memo.reuse(
                 "cells",
                 buildout.name,
-                input_key({"buildout": buildout, "cells": tuple(cells), "registry": site.registry}),
+                input_key({"section": buildout, "cells": tuple(cells), "registry": site.registry}),
                 _virtual_cells,
                 site.registry,
                 buildout,
