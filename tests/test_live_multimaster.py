@@ -12,11 +12,13 @@ Shown: a change posted to m1's hook builds on m2's worker; the same notification
 both masters at once is added and built once (the claim lives in the database); update-mirrors
 delivers to either master and fails over when one is down; a master killed (SIGKILL) in the
 middle of a build gets that build retried on the other master's worker when it comes back,
-and nothing is lost.
+and nothing is lost. Stacks live in that database too: each master records the same green
+build as one candidate, and an acceptance run on one master is the stable stack of both.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,13 +34,14 @@ import pytest
 from anybox_ci.changes.protocol import Change, change_form
 from anybox_ci.cli.update_mirrors import main as update_mirrors_main
 from anybox_ci.devtools.crossbar import Router
-from anybox_ci.devtools.localmaster import Master, WorkerProcess, git
+from anybox_ci.devtools.localmaster import Master, WorkerProcess, git, http_request
 from anybox_ci.devtools.pgcluster import Cluster
 from anybox_ci.resources import console_script
 
 pytestmark = pytest.mark.live
 
 HOOK_USER, HOOK_PASSWORD = "anybox-ci", "hook-MM-pw-8642"
+STACKS = "plugins/wsgi_dashboards/anybox-stacks/"
 PASSWORDS = {"w1": "w1-MM-pw-1111", "w2": "w2-MM-pw-2222"}
 WAIT_PY = """\
 import pathlib, sys, time
@@ -175,6 +178,10 @@ buildout = git file://{repos["anywhere"]} main buildout.cfg
 [on-w2]
 buildout = git file://{repos["on-w2"]} main buildout.cfg
 build-requires = tool2
+
+[domain:both]
+members = anywhere on-w2
+acceptance-steps = members
 """)
     (config / "workers.cfg").write_text(
         "[w1]\npassword = secret:worker-w1\ncapability = tool1 1.0\n\n"
@@ -361,6 +368,61 @@ def test_a_master_killed_mid_build_gets_the_build_retried_on_the_other(setup: Se
                     env=worker.env, check=True, capture_output=True,
                 )  # fmt: skip
         setup.wait_connected()
+
+
+def test_stacks_live_in_the_database_both_masters_share(setup: Setup) -> None:
+    m1, m2 = setup.masters["m1"], setup.masters["m2"]
+    pinned = {}
+    for name in ("anywhere", "on-w2"):
+        revision = setup.commit(name, f"{name} {time.time_ns()}")
+        code, body = m1.post(
+            "change_hook/anybox",
+            fields=setup.change(name, revision),
+            auth=(HOOK_USER, HOOK_PASSWORD),
+        )
+        assert code == 200, body
+        assert setup.wait_built(revision)["results"] == 0
+        pinned[name] = revision
+
+    # every master records each green build; the database keeps one candidate of each
+    def candidates(master: Master, buildout: str) -> list[dict[str, Any]]:
+        return list(_stacks_api(master, f"api/candidates/{buildout}")["candidates"])
+
+    for master in (m1, m2):
+        for name, revision in pinned.items():
+            master.wait(
+                lambda m=master, n=name, r=revision: any(
+                    c["revisions"][0]["revision"] == r for c in candidates(m, n)
+                ),
+                60,
+                f"the candidate of {name} at {revision}",
+            )
+            same = [
+                c for c in candidates(master, name) if c["revisions"][0]["revision"] == revision
+            ]
+            assert len(same) == 1, same
+
+    # acceptance forced on m2 freezes unstable, rebuilds both members and promotes: m1 sees it
+    bsid = m2.force("both-acceptance", scheduler="stack-acceptance-both")
+    m2.wait_buildsets([bsid], timeout=400)
+    (build,) = m2.get(f"builds?buildrequestid={_request_of(m2, bsid)}")["builds"]
+    assert build["results"] == 0, build["state_string"]
+    (domain,) = _stacks_api(m1, "api/stacks?domain=both")["domains"]
+    stable = domain["channels"]["stable"]
+    stack = _stacks_api(m1, f"api/stacks/both/{stable}")
+    revisions = {m["buildout"]: m["revisions"][0]["revision"] for m in stack["members"]}
+    assert revisions == pinned, stack
+
+
+def _stacks_api(master: Master, path: str) -> Any:
+    status, body = http_request(master.url + STACKS + path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def _request_of(master: Master, bsid: int) -> int:
+    (request,) = master.get(f"buildrequests?buildsetid={bsid}")["buildrequests"]
+    return int(request["buildrequestid"])
 
 
 def _force_scheduler(master: Master, builder: str) -> str:
